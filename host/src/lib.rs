@@ -1,1 +1,9 @@
+//! Switchyard: a transaction relay whose routing brain is WebAssembly.
+//!
+//! One module per seam. This crate is both the `switchyard` binary and the
+//! library its tests and benchmarks use.
 
+pub mod cli;
+pub mod config;
+pub mod plugins;
+pub mod telemetry;

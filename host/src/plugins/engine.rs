@@ -1,0 +1,84 @@
+//! The wasmtime engine every plugin runs on: component model, pooling
+//! allocator (instantiation is a slot reset, not an mmap), epoch interruption
+//! for CPU deadlines, and a linker holding exactly the host imports plugins
+//! may use.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::cache::ArtifactCache;
+use super::sandbox::{EPOCH_TICK, PluginState};
+use super::wit;
+
+/// Engine-wide settings; per-plugin limits live in `sandbox::Limits`.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// Plugin calls that may run at the same time (pool slots).
+    pub max_instances: u32,
+    /// No plugin's memory cap may exceed this.
+    pub max_memory_bytes: usize,
+    /// Where compiled components are cached; `None` compiles at every start.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings { max_instances: 256, max_memory_bytes: 64 << 20, cache_dir: None }
+    }
+}
+
+pub(crate) struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<PluginState>,
+    pub(crate) cache: ArtifactCache,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    pub(crate) fn new(settings: EngineSettings) -> anyhow::Result<Self> {
+        let instances = settings.max_instances;
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(instances)
+            // A Rust component is a handful of core instances (the module
+            // and the canonical ABI shims), with one memory.
+            .total_core_instances(instances.saturating_mul(8))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(4))
+            .max_memory_size(settings.max_memory_bytes);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wit::add_to_linker(&mut linker)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), ticker_stop.clone())?;
+        let cache = ArtifactCache::new(&engine, settings.cache_dir.clone());
+        Ok(Runtime { engine, linker, cache, ticker_stop })
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    std::thread::Builder::new().name("plugin-epoch".into()).spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(EPOCH_TICK);
+            engine.increment_epoch();
+        }
+    })?;
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! Turns plugin bytes into a validated, pre-instantiated plugin, or a
+//! `LoadError` saying why not. Nothing here runs on the request path.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use wasmtime::{Store, Trap};
+
+use super::answers;
+use super::cache::{CacheOutcome, sha256_hex};
+use super::engine::Runtime;
+use super::error::{LoadError, PluginError};
+use super::fixtures;
+use super::sandbox::{self, Limits, PluginState};
+use super::types::{
+    Candidate, FeeDecision, FeeMarket, PluginId, PluginKind, Selection, TxRequest, Usage, Verdict,
+};
+use super::wit::{Bindings, Instance, SUPPORTED_VERSIONS};
+
+const PLUGIN_PACKAGE: &str = "switchyard:plugin/";
+
+/// WASI interfaces a plugin may import; each is granted in
+/// `sandbox` as documented there. Anything else is refused.
+const GRANTED_WASI: &[&str] = &["wasi:io/", "wasi:cli/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/"];
+
+/// What to load into a slot.
+#[derive(Clone, Debug)]
+pub(crate) struct PluginSource<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) bytes: &'a [u8],
+    /// sha256 of `bytes`: the plugin's version hash.
+    pub(crate) digest: String,
+    /// The slot's kind; `None` accepts whatever kind the plugin is.
+    pub(crate) expected: Option<PluginKind>,
+    pub(crate) config: Vec<(String, String)>,
+    pub(crate) limits: Limits,
+}
+
+impl<'a> PluginSource<'a> {
+    pub(crate) fn new(
+        name: &'a str,
+        bytes: &'a [u8],
+        expected: Option<PluginKind>,
+        config: Vec<(String, String)>,
+        limits: Limits,
+    ) -> Self {
+        PluginSource { name, bytes, digest: sha256_hex(bytes), expected, config, limits }
+    }
+}
+
+/// A plugin that passed validation, ready to serve decisions.
+pub(crate) struct LoadedPlugin {
+    pub(crate) id: PluginId,
+    pub(crate) kind: PluginKind,
+    pub(crate) config: Vec<(String, String)>,
+    pub(crate) limits: Limits,
+    pub(crate) cache: CacheOutcome,
+    pub(crate) imports: Vec<String>,
+    name: Arc<str>,
+    bindings: Bindings,
+}
+
+pub(crate) fn load(runtime: &Runtime, source: PluginSource<'_>) -> Result<LoadedPlugin, LoadError> {
+    check_header(source.bytes)?;
+    let (component, cache) = runtime
+        .cache
+        .load_or_compile(&runtime.engine, source.bytes, &source.digest)
+        .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(&runtime.engine).map(|(name, _)| name.to_string()).collect();
+    let (kind, wit_version) = plugin_interface(&exports)?;
+    if let Some(expected) = source.expected.filter(|e| *e != kind) {
+        return Err(LoadError::WrongKind { expected, found: kind });
+    }
+    if !SUPPORTED_VERSIONS.contains(&wit_version.as_str()) {
+        return Err(LoadError::UnsupportedVersion { found: wit_version, supported: SUPPORTED_VERSIONS.join(", ") });
+    }
+    let imports: Vec<String> = ty.imports(&runtime.engine).map(|(name, _)| name.to_string()).collect();
+    check_imports(&imports)?;
+
+    let pre = runtime.linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let bindings = Bindings::new(&wit_version, kind, pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let plugin = LoadedPlugin {
+        id: PluginId { name: source.name.to_string(), version_hash: source.digest, wit_version },
+        kind,
+        config: source.config,
+        limits: source.limits,
+        cache,
+        imports,
+        name: Arc::from(source.name),
+        bindings,
+    };
+    plugin.validate(runtime)?;
+    Ok(plugin)
+}
+
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Err(LoadError::CoreModule),
+        Some([0, b'a', b's', b'm', ..]) => Ok(()),
+        _ => Err(LoadError::NotWasm),
+    }
+}
+
+/// The one `switchyard:plugin/<kind>@<version>` interface a plugin exports.
+fn plugin_interface(exports: &[String]) -> Result<(PluginKind, String), LoadError> {
+    let found: Vec<(PluginKind, String)> = exports
+        .iter()
+        .filter_map(|name| {
+            let (interface, version) = name.strip_prefix(PLUGIN_PACKAGE)?.split_once('@')?;
+            Some((interface.parse().ok()?, version.to_string()))
+        })
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(LoadError::NotAPlugin {
+            found: if exports.is_empty() { "no exports".into() } else { exports.join(", ") },
+        }),
+        several => Err(LoadError::SeveralKinds(
+            several.iter().map(|(k, v)| format!("{k}@{v}")).collect::<Vec<_>>().join(", "),
+        )),
+    }
+}
+
+pub(crate) fn check_imports(imports: &[String]) -> Result<(), LoadError> {
+    for import in imports {
+        let own = import
+            .strip_prefix(PLUGIN_PACKAGE)
+            .is_some_and(|rest| rest.starts_with("log@") || rest.starts_with("types@"));
+        if own || GRANTED_WASI.iter().any(|prefix| import.starts_with(prefix)) {
+            continue;
+        }
+        let why = if import.starts_with("wasi:sockets/") || import.starts_with("wasi:http/") {
+            "plugins get no network access"
+        } else {
+            "it is not part of the plugin contract"
+        };
+        return Err(LoadError::ForbiddenImport { import: import.clone(), why });
+    }
+    Ok(())
+}
+
+impl LoadedPlugin {
+    pub(crate) fn info(&self) -> super::PluginInfo {
+        super::PluginInfo {
+            id: self.id.clone(),
+            kind: self.kind,
+            imports: self.imports.clone(),
+            cache: self.cache,
+            limits: self.limits,
+        }
+    }
+
+    /// The configuration check and the smoke call with fixture inputs.
+    fn validate(&self, runtime: &Runtime) -> Result<(), LoadError> {
+        let smoke = |fixture, error| LoadError::SmokeFailed { fixture, error };
+        self.call(runtime, |instance, store| instance.check_config(store, &self.config))
+            .map_err(|e| smoke("check-config", e))?
+            .map_err(LoadError::ConfigRejected)?;
+        match self.kind {
+            PluginKind::Selector => {
+                let candidates = fixtures::candidates();
+                self.select(runtime, &fixtures::request(), &candidates, 0).map_err(|e| smoke("select", e))?;
+            }
+            PluginKind::Policy => {
+                self.evaluate(runtime, &fixtures::request(), fixtures::usage()).map_err(|e| smoke("evaluate", e))?;
+            }
+            PluginKind::Fee => {
+                self.price(runtime, &fixtures::request(), &fixtures::market()).map_err(|e| smoke("price", e))?;
+                self.price(runtime, &fixtures::request(), &fixtures::replacement_market())
+                    .map_err(|e| smoke("price a replacement", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on a fresh instance in a fresh sandbox.
+    fn call<T>(
+        &self,
+        runtime: &Runtime,
+        f: impl FnOnce(&Instance, &mut Store<PluginState>) -> wasmtime::Result<T>,
+    ) -> Result<T, PluginError> {
+        let mut store = sandbox::new_store(&runtime.engine, &self.name, &self.limits);
+        // A host function that panics (wasmtime-wasi's blocking shims do on
+        // an async runtime thread) must cost this decision, not the host.
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let instance = self.bindings.instantiate(&mut store).map_err(|e| (true, e))?;
+            f(&instance, &mut store).map_err(|e| (false, e))
+        }));
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err((instantiating, error))) => {
+                let classified = sandbox::classify(&error, &store, &self.limits);
+                let trapped = error.downcast_ref::<Trap>().is_some();
+                Err(match classified {
+                    PluginError::MalformedAnswer(_) if instantiating && !trapped => {
+                        PluginError::Instantiate(format!("{error:#}"))
+                    }
+                    other => other,
+                })
+            }
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(PluginError::Trap(format!("the host panicked while serving the plugin: {message}")))
+            }
+        }
+    }
+
+    pub(crate) fn select(
+        &self,
+        runtime: &Runtime,
+        request: &TxRequest,
+        candidates: &[Candidate],
+        sequence: u64,
+    ) -> Result<Selection, PluginError> {
+        let answer =
+            self.call(runtime, |i, store| i.select(store, &self.config, request, candidates, sequence))?;
+        answers::check_selection(&answer, candidates).map_err(PluginError::MalformedAnswer)?;
+        Ok(answer)
+    }
+
+    pub(crate) fn evaluate(&self, runtime: &Runtime, request: &TxRequest, usage: Usage) -> Result<Verdict, PluginError> {
+        let answer = self.call(runtime, |i, store| i.evaluate(store, &self.config, request, usage))?;
+        answers::check_verdict(&answer, request).map_err(PluginError::MalformedAnswer)?;
+        Ok(answer)
+    }
+
+    pub(crate) fn price(
+        &self,
+        runtime: &Runtime,
+        request: &TxRequest,
+        market: &FeeMarket,
+    ) -> Result<FeeDecision, PluginError> {
+        let answer = self.call(runtime, |i, store| i.price(store, &self.config, request, market))?;
+        answers::check_fee(&answer, market).map_err(PluginError::MalformedAnswer)?;
+        Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_tell_components_from_modules_and_junk() {
+        assert!(matches!(check_header(b"hello world"), Err(LoadError::NotWasm)));
+        assert!(matches!(check_header(&[0, b'a', b's', b'm', 1, 0, 0, 0]), Err(LoadError::CoreModule)));
+        assert!(check_header(&[0, b'a', b's', b'm', 0x0d, 0, 1, 0]).is_ok());
+        assert!(matches!(check_header(b"\0as"), Err(LoadError::NotWasm)));
+    }
+
+    #[test]
+    fn network_imports_are_refused_by_name() {
+        let ok = ["switchyard:plugin/log@0.1.0", "wasi:io/streams@0.2.6", "wasi:filesystem/preopens@0.2.6"];
+        assert!(check_imports(&ok.map(String::from)).is_ok());
+        let err = check_imports(&["wasi:sockets/tcp@0.2.6".to_string()]).unwrap_err();
+        assert!(err.to_string().contains("no network access"), "{err}");
+        let err = check_imports(&["acme:evil/spy@1.0.0".to_string()]).unwrap_err();
+        assert!(err.to_string().contains("not part of the plugin contract"), "{err}");
+    }
+
+    #[test]
+    fn exactly_one_plugin_interface_is_expected() {
+        let one = ["switchyard:plugin/fee@0.1.0".to_string()];
+        assert_eq!(plugin_interface(&one).unwrap(), (PluginKind::Fee, "0.1.0".into()));
+        assert!(matches!(plugin_interface(&["wasi:cli/run@0.2.6".into()]), Err(LoadError::NotAPlugin { .. })));
+        let two = ["switchyard:plugin/fee@0.1.0".to_string(), "switchyard:plugin/policy@0.1.0".to_string()];
+        assert!(matches!(plugin_interface(&two), Err(LoadError::SeveralKinds(_))));
+    }
+}

@@ -1,0 +1,202 @@
+//! The sandbox each plugin call runs in: a fresh `Store` per decision, so
+//! nothing leaks between requests.
+//!
+//! Capabilities are denied by default. What a plugin gets:
+//! - `switchyard:plugin/log`: granted, at most [`MAX_LOGS_PER_CALL`] messages
+//!   of [`MAX_LOG_BYTES`] per call, into `tracing` with the plugin's name;
+//! - `wasi:random`, `wasi:clocks`: granted (std seeds its `HashMap` from
+//!   them);
+//! - `wasi:filesystem`: linked because some std builds import it at start-up,
+//!   but with no preopened directory, so no path resolves;
+//! - `wasi:cli`: no arguments, no environment, stdin closed, stdout
+//!   discarded, stderr captured (at most [`STDERR_CAPTURE`] bytes) to explain
+//!   a trap;
+//! - `wasi:sockets`, `wasi:http` and anything else: refused when the plugin
+//!   is loaded (`loader::check_imports`); TCP, UDP and name lookup are also
+//!   disabled in the context, in case a future linker links them.
+//!
+//! CPU time is bounded by epoch interruption and memory by [`MemoryLimiter`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::error::PluginError;
+
+pub(crate) const MAX_LOGS_PER_CALL: u32 = 64;
+pub(crate) const MAX_LOG_BYTES: usize = 2048;
+const STDERR_CAPTURE: usize = 4096;
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// The engine's epoch advances once per tick; deadlines are counted in ticks.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Per-plugin resource limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { timeout: Duration::from_millis(10), memory_bytes: 16 << 20 }
+    }
+}
+
+impl Limits {
+    /// One tick more than the timeout: the epoch may advance right after the
+    /// deadline is set, and a plugin always gets at least its full timeout.
+    fn deadline_ticks(&self) -> u64 {
+        let ticks = self.timeout.as_micros() / EPOCH_TICK.as_micros();
+        u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Refuses memory growth past the plugin's cap, and remembers that it did so
+/// the trap can be reported as what it is.
+pub(crate) struct MemoryLimiter {
+    cap: usize,
+    exceeded: Option<usize>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.exceeded = Some(desired);
+            wasmtime::bail!("memory cap of {} bytes exceeded", self.cap);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+pub(crate) struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    stderr: Option<MemoryOutputPipe>,
+    plugin: Arc<str>,
+    logs_left: u32,
+    /// The last error-level message: the SDK's panic hook reports panics
+    /// through the log import.
+    last_error: Option<String>,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl PluginState {
+    pub(crate) fn log(&mut self, level: LogLevel, message: &str) {
+        if self.logs_left == 0 {
+            return;
+        }
+        self.logs_left -= 1;
+        let message = truncate(message, MAX_LOG_BYTES);
+        let plugin = &*self.plugin;
+        match level {
+            LogLevel::Trace => tracing::trace!(target: "switchyard::plugin", plugin, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "switchyard::plugin", plugin, "{message}"),
+            LogLevel::Info => tracing::info!(target: "switchyard::plugin", plugin, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "switchyard::plugin", plugin, "{message}"),
+            LogLevel::Error => {
+                tracing::error!(target: "switchyard::plugin", plugin, "{message}");
+                self.last_error = Some(message.to_string());
+            }
+        }
+    }
+
+    /// What the plugin said last before it trapped: its panic message, if
+    /// it reported one through the log or wrote one to stderr.
+    fn last_words(&self) -> Option<String> {
+        self.last_error.clone().or_else(|| {
+            let stderr = self.stderr.as_ref()?.contents();
+            let text = String::from_utf8_lossy(&stderr);
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            (!text.is_empty()).then(|| truncate(&text, 512).to_string())
+        })
+    }
+}
+
+/// A store for one plugin call, with its limits armed.
+pub(crate) fn new_store(engine: &Engine, plugin: &Arc<str>, limits: &Limits) -> Store<PluginState> {
+    let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+    let wasi = WasiCtx::builder()
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build();
+    store_with(engine, wasi, Some(stderr), plugin, limits)
+}
+
+/// A store around a given WASI context; `stderr` is the pipe `wasi` writes
+/// its stderr to, if it is captured. The epoch deadline only bites on an
+/// engine with epoch interruption enabled.
+pub(crate) fn store_with(
+    engine: &Engine,
+    wasi: WasiCtx,
+    stderr: Option<MemoryOutputPipe>,
+    plugin: &Arc<str>,
+    limits: &Limits,
+) -> Store<PluginState> {
+    let state = PluginState {
+        wasi,
+        table: ResourceTable::new(),
+        limiter: MemoryLimiter { cap: limits.memory_bytes, exceeded: None },
+        stderr,
+        plugin: plugin.clone(),
+        logs_left: MAX_LOGS_PER_CALL,
+        last_error: None,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(limits.deadline_ticks());
+    store.epoch_deadline_trap();
+    store
+}
+
+/// Turns what wasmtime returned into the reason the decision fell back.
+pub(crate) fn classify(error: &wasmtime::Error, store: &Store<PluginState>, limits: &Limits) -> PluginError {
+    let state = store.data();
+    if let Some(requested) = state.limiter.exceeded {
+        return PluginError::MemoryLimit { cap: limits.memory_bytes, requested };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => PluginError::Timeout { timeout_ms: limits.timeout.as_millis() as u64 },
+        Some(trap) => PluginError::Trap(match state.last_words() {
+            Some(words) => format!("{trap} ({words})"),
+            None => trap.to_string(),
+        }),
+        // Not a trap: the answer could not be lifted (bad string, bad
+        // discriminant, out-of-bounds pointer) or a host call failed.
+        None => PluginError::MalformedAnswer(format!("{error:#}")),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,64 @@
+//! Hot reload: watches the plugins folder (and the config file, for plugin
+//! settings) and reloads after the folder has been quiet for the debounce
+//! time. Loading happens on the watcher's thread, never on a request.
+//!
+//! The folders are watched, not the files, so atomic renames and
+//! Kubernetes' ConfigMap symlink swaps are seen. A change is found by
+//! comparing content hashes and settings, whatever the event said.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecommendedWatcher, RecursiveMode};
+use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
+
+use super::{PluginHost, ReloadOutcome};
+use crate::config::Config;
+
+/// Stops watching when dropped.
+pub struct PluginWatcher {
+    _debouncer: Debouncer<RecommendedWatcher>,
+}
+
+impl std::fmt::Debug for PluginWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginWatcher").finish_non_exhaustive()
+    }
+}
+
+impl PluginWatcher {
+    /// Watches `host`'s plugins folder, and `config_file` if given: an edit
+    /// there re-applies the `[plugins.*]` slots (a config that fails to parse
+    /// is refused and the running settings stay).
+    pub fn start(host: Arc<PluginHost>, config_file: Option<PathBuf>, debounce: Duration) -> notify::Result<Self> {
+        let plugins_dir = host.plugins_dir();
+        let on_change = {
+            let config_file = config_file.clone();
+            move |events: DebounceEventResult| match events {
+                Ok(_) => {
+                    reload(&host, config_file.as_deref());
+                }
+                Err(error) => tracing::warn!(%error, "plugin watcher error"),
+            }
+        };
+        let mut debouncer = new_debouncer(debounce, on_change)?;
+        debouncer.watcher().watch(&plugins_dir, RecursiveMode::NonRecursive)?;
+        if let Some(dir) = config_file.as_deref().and_then(Path::parent).filter(|d| *d != plugins_dir) {
+            debouncer.watcher().watch(dir, RecursiveMode::NonRecursive)?;
+        }
+        tracing::info!(dir = %plugins_dir.display(), "watching plugins");
+        Ok(PluginWatcher { _debouncer: debouncer })
+    }
+}
+
+fn reload(host: &PluginHost, config_file: Option<&Path>) -> Vec<ReloadOutcome> {
+    match config_file.map(Config::load) {
+        Some(Ok(config)) => host.apply(&config.plugins),
+        Some(Err(error)) => {
+            tracing::warn!(%error, "config change rejected; the running plugin settings stay");
+            host.reload()
+        }
+        None => host.reload(),
+    }
+}
