@@ -68,7 +68,8 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plugin(PluginCommand::Check { path, kind, config, timeout_ms, memory_mib }) => {
-            let limits = Limits { timeout: Duration::from_millis(timeout_ms), memory_bytes: (memory_mib as usize) << 20 };
+            let limits =
+                Limits { timeout: Duration::from_millis(timeout_ms), memory_bytes: (memory_mib as usize) << 20 };
             let engine = EngineSettings { max_instances: 4, max_memory_bytes: limits.memory_bytes, cache_dir: None };
             check(&path, kind, config, limits, engine)
         }

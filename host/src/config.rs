@@ -258,14 +258,21 @@ mod tests {
         assert_eq!(slot.plugin_name(), "weighted");
         assert_eq!(
             slot.config_pairs(),
-            vec![("max_pending".into(), "4".into()), ("strict".into(), "true".into()), ("weights".into(), "a=3,b=1".into())]
+            vec![
+                ("max_pending".into(), "4".into()),
+                ("strict".into(), "true".into()),
+                ("weights".into(), "a=3,b=1".into())
+            ]
         );
     }
 
     #[test]
     fn errors_name_the_key() {
         let err = parse("[plugins.fee]\nfile = \"f.wasm\"\nmemory_mib = 100").unwrap_err();
-        assert_eq!(err.to_string(), "config key `plugins.fee.memory_mib`: 100 is outside 1..=64 (plugins.max_memory_mib)");
+        assert_eq!(
+            err.to_string(),
+            "config key `plugins.fee.memory_mib`: 100 is outside 1..=64 (plugins.max_memory_mib)"
+        );
         let err = parse("[plugins.fee]\nfile = \"f.wasm\"\n[plugins.fee.config]\ncap = 1.5").unwrap_err();
         assert!(err.to_string().starts_with("config key `plugins.fee.config.cap`: 1.5 is a float"), "{err}");
         let err = parse("[plugins.fee]\nfile = \"f.wasm\"\ntimeout = 5").unwrap_err();

@@ -53,9 +53,7 @@ impl Config {
     where
         T::Err: fmt::Display,
     {
-        self.get(key)
-            .map(|v| v.parse::<T>().map_err(|e| error(key, format!("`{v}`: {e}"))))
-            .transpose()
+        self.get(key).map(|v| v.parse::<T>().map_err(|e| error(key, format!("`{v}`: {e}")))).transpose()
     }
 
     pub fn parse_or<T: FromStr>(&self, key: &str, default: T) -> Result<T, ConfigError>
@@ -73,9 +71,7 @@ impl Config {
 
     /// A comma-separated list; empty items are dropped.
     pub fn list(&self, key: &str) -> Vec<&str> {
-        self.get(key)
-            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect())
-            .unwrap_or_default()
+        self.get(key).map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()).unwrap_or_default()
     }
 
     pub fn addresses(&self, key: &str) -> Result<Vec<Address>, ConfigError> {
@@ -90,13 +86,9 @@ impl Config {
         self.list(key)
             .into_iter()
             .map(|item| {
-                let (name, value) = item
-                    .split_once('=')
-                    .ok_or_else(|| error(key, format!("`{item}` is not `name=value`")))?;
-                let value = value
-                    .trim()
-                    .parse()
-                    .map_err(|e| error(key, format!("`{item}`: {e}")))?;
+                let (name, value) =
+                    item.split_once('=').ok_or_else(|| error(key, format!("`{item}` is not `name=value`")))?;
+                let value = value.trim().parse().map_err(|e| error(key, format!("`{item}`: {e}")))?;
                 Ok((name.trim().to_string(), value))
             })
             .collect()

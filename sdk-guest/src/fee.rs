@@ -31,11 +31,7 @@ impl FeeMarket {
     /// `percentile`, else the highest reported one. `None` when the host
     /// reported none.
     pub fn priority_fee_at(&self, percentile: u8) -> Option<U256> {
-        self.priority_fees
-            .iter()
-            .find(|(p, _)| *p >= percentile)
-            .or(self.priority_fees.last())
-            .map(|(_, fee)| *fee)
+        self.priority_fees.iter().find(|(p, _)| *p >= percentile).or(self.priority_fees.last()).map(|(_, fee)| *fee)
     }
 }
 
@@ -77,6 +73,7 @@ pub struct Export<T>(PhantomData<T>);
 
 impl<T: Fee> wit::Guest for Export<T> {
     fn check_config(config: Vec<(String, String)>) -> Result<(), String> {
+        crate::log::report_panics();
         T::check_config(&Config::new(config))
     }
 
@@ -85,6 +82,7 @@ impl<T: Fee> wit::Guest for Export<T> {
         request: crate::bindings::types::TxRequest,
         market: wit::FeeMarket,
     ) -> wit::FeeDecision {
+        crate::log::report_panics();
         match T::price(&Config::new(config), &request.into(), &market.into()) {
             FeeDecision::Quote(q) => wit::FeeDecision::Quote(wit::FeeQuote {
                 max_fee: u256_to_wit(q.max_fee),
@@ -150,7 +148,7 @@ macro_rules! export_fee {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             type __SwitchyardFee = $crate::fee::Export<$fee>;
-            $crate::bindings::fee_world::__export_fee_world!(__SwitchyardFee with_types_in $crate::bindings::fee_world);
+    $crate::bindings::fee_world::__export_fee_world!(__SwitchyardFee with_types_in $crate::bindings::fee_world);
         };
     };
 }

@@ -38,3 +38,16 @@ pub fn info(message: &str) {
 pub fn warn(message: &str) {
     log(Level::Warn, message);
 }
+
+/// Routes panic messages through the host's log (as errors) instead of
+/// stderr, so the host can say why a plugin trapped. The export glue calls
+/// this on entry.
+pub(crate) fn report_panics() {
+    #[cfg(target_arch = "wasm32")]
+    {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            std::panic::set_hook(Box::new(|info| log(Level::Error, &format!("plugin panicked: {info}"))));
+        });
+    }
+}

@@ -51,6 +51,7 @@ pub struct Export<T>(PhantomData<T>);
 
 impl<T: Policy> wit::Guest for Export<T> {
     fn check_config(config: Vec<(String, String)>) -> Result<(), String> {
+        crate::log::report_panics();
         T::check_config(&Config::new(config))
     }
 
@@ -59,14 +60,14 @@ impl<T: Policy> wit::Guest for Export<T> {
         request: crate::bindings::types::TxRequest,
         usage: wit::Usage,
     ) -> wit::Verdict {
+        crate::log::report_panics();
         let usage = Usage { requests_today: usage.requests_today };
         match T::evaluate(&Config::new(config), &request.into(), usage) {
             Verdict::Allow => wit::Verdict::Allow,
             Verdict::Deny(reason) => wit::Verdict::Deny(reason),
-            Verdict::AllowWithChanges(c) => wit::Verdict::AllowWithChanges(wit::Changes {
-                gas_limit: c.gas_limit,
-                speed: c.speed.map(Into::into),
-            }),
+            Verdict::AllowWithChanges(c) => {
+                wit::Verdict::AllowWithChanges(wit::Changes { gas_limit: c.gas_limit, speed: c.speed.map(Into::into) })
+            }
         }
     }
 }
@@ -76,10 +77,9 @@ impl From<wit::Verdict> for Verdict {
         match v {
             wit::Verdict::Allow => Verdict::Allow,
             wit::Verdict::Deny(reason) => Verdict::Deny(reason),
-            wit::Verdict::AllowWithChanges(c) => Verdict::AllowWithChanges(Changes {
-                gas_limit: c.gas_limit,
-                speed: c.speed.map(Into::into),
-            }),
+            wit::Verdict::AllowWithChanges(c) => {
+                Verdict::AllowWithChanges(Changes { gas_limit: c.gas_limit, speed: c.speed.map(Into::into) })
+            }
         }
     }
 }

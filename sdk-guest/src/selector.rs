@@ -73,6 +73,7 @@ pub struct Export<T>(PhantomData<T>);
 
 impl<T: Selector> wit::Guest for Export<T> {
     fn check_config(config: Vec<(String, String)>) -> Result<(), String> {
+        crate::log::report_panics();
         T::check_config(&Config::new(config))
     }
 
@@ -82,6 +83,7 @@ impl<T: Selector> wit::Guest for Export<T> {
         candidates: Vec<wit::Candidate>,
         sequence: u64,
     ) -> wit::Selection {
+        crate::log::report_panics();
         let candidates: Vec<Candidate> = candidates.into_iter().map(Candidate::from).collect();
         match T::select(&Config::new(config), &request.into(), &candidates, sequence) {
             Selection::Chosen(id) => wit::Selection::Chosen(id),

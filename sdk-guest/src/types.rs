@@ -27,8 +27,7 @@ impl FromStr for Address {
     fn from_str(s: &str) -> Result<Self, String> {
         let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
         let mut bytes = [0u8; 20];
-        hex::decode_to_slice(digits, &mut bytes)
-            .map_err(|e| format!("`{s}` is not a 20-byte hex address: {e}"))?;
+        hex::decode_to_slice(digits, &mut bytes).map_err(|e| format!("`{s}` is not a 20-byte hex address: {e}"))?;
         Ok(Address(bytes))
     }
 }

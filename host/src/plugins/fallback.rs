@@ -81,7 +81,8 @@ mod tests {
         );
         assert!(check_fee(&first, &market).is_ok());
 
-        let replacing = FeeMarket { previous: Some(AttemptFees { max_fee: gwei(50), priority_fee: gwei(5) }), ..market.clone() };
+        let replacing =
+            FeeMarket { previous: Some(AttemptFees { max_fee: gwei(50), priority_fee: gwei(5) }), ..market.clone() };
         let bumped = price(&replacing);
         assert!(check_fee(&bumped, &replacing).is_ok(), "{bumped:?}");
 

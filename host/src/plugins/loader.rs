@@ -12,9 +12,7 @@ use super::engine::Runtime;
 use super::error::{LoadError, PluginError};
 use super::fixtures;
 use super::sandbox::{self, Limits, PluginState};
-use super::types::{
-    Candidate, FeeDecision, FeeMarket, PluginId, PluginKind, Selection, TxRequest, Usage, Verdict,
-};
+use super::types::{Candidate, FeeDecision, FeeMarket, PluginId, PluginKind, Selection, TxRequest, Usage, Verdict};
 use super::wit::{Bindings, Instance, SUPPORTED_VERSIONS};
 
 const PLUGIN_PACKAGE: &str = "switchyard:plugin/";
@@ -117,9 +115,9 @@ fn plugin_interface(exports: &[String]) -> Result<(PluginKind, String), LoadErro
         [] => Err(LoadError::NotAPlugin {
             found: if exports.is_empty() { "no exports".into() } else { exports.join(", ") },
         }),
-        several => Err(LoadError::SeveralKinds(
-            several.iter().map(|(k, v)| format!("{k}@{v}")).collect::<Vec<_>>().join(", "),
-        )),
+        several => {
+            Err(LoadError::SeveralKinds(several.iter().map(|(k, v)| format!("{k}@{v}")).collect::<Vec<_>>().join(", ")))
+        }
     }
 }
 
@@ -218,13 +216,17 @@ impl LoadedPlugin {
         candidates: &[Candidate],
         sequence: u64,
     ) -> Result<Selection, PluginError> {
-        let answer =
-            self.call(runtime, |i, store| i.select(store, &self.config, request, candidates, sequence))?;
+        let answer = self.call(runtime, |i, store| i.select(store, &self.config, request, candidates, sequence))?;
         answers::check_selection(&answer, candidates).map_err(PluginError::MalformedAnswer)?;
         Ok(answer)
     }
 
-    pub(crate) fn evaluate(&self, runtime: &Runtime, request: &TxRequest, usage: Usage) -> Result<Verdict, PluginError> {
+    pub(crate) fn evaluate(
+        &self,
+        runtime: &Runtime,
+        request: &TxRequest,
+        usage: Usage,
+    ) -> Result<Verdict, PluginError> {
         let answer = self.call(runtime, |i, store| i.evaluate(store, &self.config, request, usage))?;
         answers::check_verdict(&answer, request).map_err(PluginError::MalformedAnswer)?;
         Ok(answer)

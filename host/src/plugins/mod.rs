@@ -48,7 +48,10 @@ pub struct Decision<T> {
 pub enum DecidedBy {
     Plugin(PluginId),
     /// The built-in default decided, because the plugin (if any) failed.
-    Fallback { plugin: Option<PluginId>, reason: PluginError },
+    Fallback {
+        plugin: Option<PluginId>,
+        reason: PluginError,
+    },
 }
 
 impl<T> Decision<T> {
@@ -74,9 +77,17 @@ pub struct PluginInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReloadOutcome {
     Unchanged(PluginKind),
-    Loaded { kind: PluginKind, previous: Option<PluginId>, now: PluginId },
+    Loaded {
+        kind: PluginKind,
+        previous: Option<PluginId>,
+        now: PluginId,
+    },
     /// The file was refused; the previous plugin (if any) keeps serving.
-    Rejected { kind: PluginKind, file: PathBuf, reason: String },
+    Rejected {
+        kind: PluginKind,
+        file: PathBuf,
+        reason: String,
+    },
     /// The slot was removed from the configuration.
     Cleared(PluginKind),
 }
@@ -139,11 +150,7 @@ impl PluginHost {
 
     /// Prices `request` (a replacement when `market.previous` is set).
     pub fn price(&self, request: &TxRequest, market: &FeeMarket) -> Decision<FeeDecision> {
-        self.decide(
-            PluginKind::Fee,
-            |plugin| plugin.price(&self.runtime, request, market),
-            || fallback::price(market),
-        )
+        self.decide(PluginKind::Fee, |plugin| plugin.price(&self.runtime, request, market), || fallback::price(market))
     }
 
     fn decide<T>(
@@ -235,7 +242,10 @@ impl PluginHost {
         let name = wanted.plugin_name();
         let source = PluginSource::new(&name, &bytes, Some(kind), wanted.config_pairs(), wanted.limits());
         let unchanged = current.is_some_and(|p| {
-            p.id.version_hash == source.digest && p.id.name == name && p.config == source.config && p.limits == source.limits
+            p.id.version_hash == source.digest
+                && p.id.name == name
+                && p.config == source.config
+                && p.limits == source.limits
         });
         if unchanged {
             return Ok(None);

@@ -128,24 +128,25 @@ impl PluginState {
     /// What the plugin said last before it trapped: its panic message, if
     /// it reported one through the log or wrote one to stderr.
     fn last_words(&self) -> Option<String> {
-        self.last_error.clone().or_else(|| {
-            let stderr = self.stderr.as_ref()?.contents();
-            let text = String::from_utf8_lossy(&stderr);
-            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            (!text.is_empty()).then(|| truncate(&text, 512).to_string())
-        })
+        let stderr;
+        let text = match (&self.last_error, &self.stderr) {
+            (Some(message), _) => message.as_str(),
+            (None, Some(pipe)) => {
+                stderr = pipe.contents();
+                std::str::from_utf8(&stderr).unwrap_or("(stderr is not UTF-8)")
+            }
+            (None, None) => return None,
+        };
+        let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        (!one_line.is_empty()).then(|| truncate(&one_line, 512).to_string())
     }
 }
 
 /// A store for one plugin call, with its limits armed.
 pub(crate) fn new_store(engine: &Engine, plugin: &Arc<str>, limits: &Limits) -> Store<PluginState> {
     let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
-    let wasi = WasiCtx::builder()
-        .stderr(stderr.clone())
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .build();
+    let wasi =
+        WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
     store_with(engine, wasi, Some(stderr), plugin, limits)
 }
 

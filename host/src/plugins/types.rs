@@ -152,11 +152,7 @@ impl FeeMarket {
     /// The priority fee at the first reported percentile at or above
     /// `percentile`, else the highest reported one.
     pub fn priority_fee_at(&self, percentile: u8) -> Option<U256> {
-        self.priority_fees
-            .iter()
-            .find(|(p, _)| *p >= percentile)
-            .or(self.priority_fees.last())
-            .map(|(_, fee)| *fee)
+        self.priority_fees.iter().find(|(p, _)| *p >= percentile).or(self.priority_fees.last()).map(|(_, fee)| *fee)
     }
 }
 

@@ -29,7 +29,8 @@ struct Rules {
 fn parse_selector(s: &str) -> Result<[u8; 4], String> {
     let digits = s.strip_prefix("0x").unwrap_or(s);
     let mut out = [0u8; 4];
-    hex_decode(digits, &mut out).ok_or_else(|| format!("config key `functions`: `{s}` is not a 4-byte selector like 0xa9059cbb"))?;
+    hex_decode(digits, &mut out)
+        .ok_or_else(|| format!("config key `functions`: `{s}` is not a 4-byte selector like 0xa9059cbb"))?;
     Ok(out)
 }
 
@@ -153,8 +154,14 @@ mod tests {
     fn denies_other_contracts_functions_and_deployments() {
         let other = Request { to: Some(address(2)), ..request() };
         assert_eq!(verdict(&other, 0), Verdict::deny(format!("contract {} is not on the allowlist", address(2))));
-        assert_eq!(verdict(&call(&[0xde, 0xad, 0xbe, 0xef]), 0), Verdict::deny("function 0xdeadbeef is not on the allowlist"));
-        assert_eq!(verdict(&call(&[0xa9, 0x05]), 0), Verdict::deny("calldata is shorter than a 4-byte function selector"));
+        assert_eq!(
+            verdict(&call(&[0xde, 0xad, 0xbe, 0xef]), 0),
+            Verdict::deny("function 0xdeadbeef is not on the allowlist")
+        );
+        assert_eq!(
+            verdict(&call(&[0xa9, 0x05]), 0),
+            Verdict::deny("calldata is shorter than a 4-byte function selector")
+        );
         let deploy = Request { to: None, ..request() };
         assert_eq!(verdict(&deploy, 0), Verdict::deny("contract deployment is not allowed"));
     }

@@ -24,9 +24,7 @@ impl Selector for Weighted {
             Ok(w) => w,
             Err(e) => return Selection::refused(e),
         };
-        let weight_of = |c: &Candidate| {
-            overrides.iter().find(|(id, _)| *id == c.id).map_or(c.weight, |(_, w)| *w)
-        };
+        let weight_of = |c: &Candidate| overrides.iter().find(|(id, _)| *id == c.id).map_or(c.weight, |(_, w)| *w);
         let mut weighted: Vec<(&Candidate, u64)> = candidates
             .iter()
             .filter(|c| c.healthy)

@@ -7,9 +7,7 @@
 use wasmtime::component::{InstancePre, Linker};
 
 use super::sandbox::PluginState;
-use super::types::{
-    Candidate, FeeDecision, FeeMarket, PluginKind, Selection, TxRequest, Usage, Verdict,
-};
+use super::types::{Candidate, FeeDecision, FeeMarket, PluginKind, Selection, TxRequest, Usage, Verdict};
 
 pub(crate) mod since_v0_1_0;
 

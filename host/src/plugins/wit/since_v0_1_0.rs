@@ -107,8 +107,13 @@ impl Instance {
     ) -> wasmtime::Result<domain::Selection> {
         let Instance::Selector(plugin) = self else { wasmtime::bail!("not a selector plugin") };
         let candidates: Vec<selector::Candidate> = candidates.iter().map(candidate).collect();
-        let answer =
-            plugin.switchyard_plugin_selector().call_select(store, config, &tx_request(request), &candidates, sequence)?;
+        let answer = plugin.switchyard_plugin_selector().call_select(
+            store,
+            config,
+            &tx_request(request),
+            &candidates,
+            sequence,
+        )?;
         Ok(match answer {
             selector::Selection::Chosen(id) => domain::Selection::Chosen(id),
             selector::Selection::Refused(reason) => domain::Selection::Refused(reason),
@@ -143,7 +148,8 @@ impl Instance {
         market: &domain::FeeMarket,
     ) -> wasmtime::Result<domain::FeeDecision> {
         let Instance::Fee(plugin) = self else { wasmtime::bail!("not a fee plugin") };
-        let answer = plugin.switchyard_plugin_fee().call_price(store, config, &tx_request(request), &fee_market(market))?;
+        let answer =
+            plugin.switchyard_plugin_fee().call_price(store, config, &tx_request(request), &fee_market(market))?;
         Ok(match answer {
             fee::FeeDecision::Quote(q) => domain::FeeDecision::Quote(domain::FeeQuote {
                 max_fee: from_u256(q.max_fee),
@@ -222,7 +228,11 @@ fn candidate(c: &domain::Candidate) -> selector::Candidate {
 fn fee_market(m: &domain::FeeMarket) -> fee::FeeMarket {
     fee::FeeMarket {
         base_fee: u256(m.base_fee),
-        priority_fees: m.priority_fees.iter().map(|(p, fee)| fee::PercentileFee { percentile: *p, fee: u256(*fee) }).collect(),
+        priority_fees: m
+            .priority_fees
+            .iter()
+            .map(|(p, fee)| fee::PercentileFee { percentile: *p, fee: u256(*fee) })
+            .collect(),
         max_fee_cap: u256(m.max_fee_cap),
         previous: m.previous.map(|p| fee::AttemptFees { max_fee: u256(p.max_fee), priority_fee: u256(p.priority_fee) }),
     }

@@ -1,0 +1,139 @@
+//! Hostile plugins, built by the suite from host/tests/hostile: each is
+//! refused at load or contained at run time with a clear, typed error, and
+//! the previous plugin keeps serving.
+
+mod support;
+
+use support::*;
+use switchyard::plugins::{DecidedBy, PluginError, PluginKind, ReloadOutcome, Selection};
+
+const SLOT_FILE: &str = "selector.wasm";
+
+/// A host whose selector slot serves round-robin from `selector.wasm`.
+fn serving_round_robin() -> TestHost {
+    let t =
+        test_host(&[(SLOT_FILE, example("selector_round_robin"))], vec![(PluginKind::Selector, slot(SLOT_FILE, &[]))]);
+    assert!(matches!(t.loaded[0], ReloadOutcome::Loaded { .. }), "{:?}", t.loaded[0]);
+    t
+}
+
+fn still_serves_round_robin(t: &TestHost) {
+    let active = t.host.active(PluginKind::Selector).expect("a selector is active");
+    assert_eq!(active.id.version_hash, sha256(&example("selector_round_robin")));
+    let decision = t.host.select(&request(), &candidates(2));
+    assert_eq!(decision.plugin().map(|p| p.name.as_str()), Some("selector"));
+    assert!(matches!(decision.outcome, Selection::Chosen(_)));
+}
+
+/// Swaps `bytes` (with the slot config `config`) into a host serving
+/// round-robin; returns why it was refused, after checking round-robin
+/// still serves.
+fn refused(bytes: &[u8], config: &[(&str, &str)]) -> String {
+    let t = serving_round_robin();
+    std::fs::write(t.dir.path().join(SLOT_FILE), bytes).unwrap();
+    let settings = plugins_config(t.dir.path(), vec![(PluginKind::Selector, slot(SLOT_FILE, config))]);
+    let outcome = t.host.apply(&settings).remove(0);
+    let ReloadOutcome::Rejected { reason, file, .. } = outcome else { panic!("accepted: {outcome:?}") };
+    assert!(file.ends_with(SLOT_FILE));
+    assert_eq!(t.host.rejections(), 1);
+    still_serves_round_robin(&t);
+    reason
+}
+
+#[test]
+fn an_endless_loop_is_stopped_by_the_deadline() {
+    let reason = refused(&hostile_plugin("hostile_trickster"), &[("mode", "loop")]);
+    assert_eq!(reason, "failed the smoke call (select): exceeded its CPU deadline of 10 ms");
+}
+
+#[test]
+fn unbounded_memory_growth_hits_the_cap() {
+    let reason = refused(&hostile_plugin("hostile_trickster"), &[("mode", "grow")]);
+    assert!(
+        reason.starts_with("failed the smoke call (select): exceeded its memory cap of 16777216 bytes"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_panic_is_a_trap_that_says_why() {
+    let reason = refused(&hostile_plugin("hostile_trickster"), &[("mode", "panic")]);
+    assert!(reason.starts_with("failed the smoke call (select): trapped:"), "{reason}");
+    assert!(reason.contains("hostile plugin panicked on purpose"), "{reason}");
+}
+
+#[test]
+fn a_malformed_answer_is_refused() {
+    let reason = refused(&hostile_plugin("hostile_trickster"), &[("mode", "bogus")]);
+    assert_eq!(
+        reason,
+        "failed the smoke call (select): gave a malformed answer: chose relayer `no-such-relayer`, which is not a candidate"
+    );
+}
+
+#[test]
+fn a_non_wasm_file_is_refused() {
+    assert_eq!(refused(b"#!/bin/sh\nrm -rf /\n", &[]), "not a WebAssembly file (no `\\0asm` header)");
+    assert_eq!(refused(b"", &[]), "not a WebAssembly file (no `\\0asm` header)");
+}
+
+#[test]
+fn a_truncated_component_is_refused() {
+    let whole = example("selector_least_pending");
+    let reason = refused(&whole[..whole.len() / 2], &[]);
+    assert!(reason.starts_with("not a valid component:"), "{reason}");
+}
+
+#[test]
+fn a_component_of_the_wrong_world_is_refused() {
+    assert_eq!(refused(&example("fee_eip1559"), &[]), "is a fee plugin, but this slot takes a selector plugin");
+    let reason = refused(&hostile_plugin("hostile_no_world"), &[]);
+    assert!(reason.starts_with("exports no switchyard:plugin interface"), "{reason}");
+}
+
+#[test]
+fn a_component_importing_sockets_is_refused() {
+    let reason = refused(&hostile_plugin("hostile_sockets"), &[]);
+    assert!(reason.starts_with("imports `wasi:sockets/"), "{reason}");
+    assert!(reason.ends_with("which plugins are never granted (plugins get no network access)"), "{reason}");
+}
+
+#[test]
+fn a_component_using_the_filesystem_finds_nothing_to_open() {
+    let secrets = tempfile::tempdir().unwrap();
+    let secret = secrets.path().join("relayer.key");
+    std::fs::write(&secret, "0xdeadbeef-private-key").unwrap();
+    let reason = refused(&hostile_plugin("hostile_filesystem"), &[("path", secret.to_str().unwrap())]);
+    assert!(reason.contains("trapped:") && reason.contains("cannot read"), "{reason}");
+    assert!(!reason.contains("deadbeef"), "the plugin read the secret: {reason}");
+}
+
+#[test]
+fn misbehaviour_at_run_time_falls_back_per_call() {
+    let file = "trickster.wasm";
+    let t = test_host(&[(file, hostile_plugin("hostile_trickster"))], vec![(PluginKind::Selector, slot(file, &[]))]);
+    assert!(matches!(t.loaded[0], ReloadOutcome::Loaded { .. }), "a well-behaved trickster loads: {:?}", t.loaded[0]);
+    let relayers = candidates(3);
+
+    let failure = |mode: &str| {
+        let decision = t.host.select(&with_hint("mode", mode), &relayers);
+        assert!(matches!(decision.outcome, Selection::Chosen(_)), "the default still chose: {:?}", decision.outcome);
+        match decision.decided_by {
+            DecidedBy::Fallback { plugin: Some(id), reason } => {
+                assert_eq!(id.name, "trickster");
+                reason
+            }
+            other => panic!("{mode}: not contained: {other:?}"),
+        }
+    };
+    assert_eq!(failure("loop"), PluginError::Timeout { timeout_ms: 10 });
+    assert!(matches!(failure("grow"), PluginError::MemoryLimit { cap: 16_777_216, .. }));
+    assert!(matches!(failure("panic"), PluginError::Trap(m) if m.contains("hostile plugin panicked on purpose")));
+    assert!(matches!(failure("bogus"), PluginError::MalformedAnswer(m) if m.contains("no-such-relayer")));
+
+    let flood = t.host.select(&with_hint("mode", "log-flood"), &relayers);
+    assert!(flood.plugin().is_some(), "a log flood is capped, not fatal: {:?}", flood.decided_by);
+    let after = t.host.select(&request(), &relayers);
+    assert_eq!(after.outcome, Selection::Chosen("r00".into()), "the plugin serves on after each failure");
+    assert!(after.plugin().is_some());
+}

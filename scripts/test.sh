@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite: the README's test command, and what CI runs.
+# Installs what a fresh machine lacks (the wasm32-wasip2 toolchain); every
+# step is cheap when already done.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "wasm32-wasip2 toolchain"
+eval "$(bash scripts/wasm-toolchain.sh --print-env)"
+wasm_cargo=(cargo)
+[ -n "${WASM_RUST_TOOLCHAIN:-}" ] && wasm_cargo=(cargo "+$WASM_RUST_TOOLCHAIN")
+
+step "formatting"
+cargo fmt --all --check
+(cd plugins && cargo fmt --all --check)
+(cd host/tests/hostile && cargo fmt --all --check)
+
+step "example plugins -> plugins/*.wasm"
+bash scripts/build-plugins.sh
+
+step "host"
+cargo build -p switchyard --bin switchyard
+export SWITCHYARD_BIN="$root/target/debug/switchyard"
+
+step "plugin unit tests, native"
+(cd plugins && cargo test --workspace)
+
+step "plugin unit tests, inside the sandbox (wasm32-wasip2, runner: switchyard plugin test-runner)"
+(cd plugins && "${wasm_cargo[@]}" test --workspace --target wasm32-wasip2)
+
+step "lints"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "host and SDK tests (real components, real runtime)"
+cargo test --workspace
+
+step "benchmark harness, short run (figures: cargo bench -p switchyard --bench plugins)"
+cargo bench -p switchyard --bench plugins -- --quick
