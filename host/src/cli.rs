@@ -70,7 +70,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(PluginCommand::Check { path, kind, config, timeout_ms, memory_mib }) => {
             let limits =
                 Limits { timeout: Duration::from_millis(timeout_ms), memory_bytes: (memory_mib as usize) << 20 };
-            let engine = EngineSettings { max_instances: 4, max_memory_bytes: limits.memory_bytes, cache_dir: None };
+            let engine =
+                EngineSettings { max_instances: 4, max_memory_bytes: limits.memory_bytes, ..EngineSettings::default() };
             check(&path, kind, config, limits, engine)
         }
         Command::Plugin(PluginCommand::Build { root }) => build(root),

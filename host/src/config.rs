@@ -55,8 +55,11 @@ pub struct PluginsConfig {
     pub watch: bool,
     /// How long the folder must be quiet before a change is loaded.
     pub debounce_ms: u64,
-    /// Plugin calls that may run at once.
+    /// Plugin instances that may exist at once (the pool's size).
     pub max_instances: u32,
+    /// Plugin calls that run at once (default: one per CPU); calls are
+    /// CPU-bound, so more only stretch each one.
+    pub max_concurrent_calls: Option<usize>,
     /// The largest memory cap any plugin may be given.
     pub max_memory_mib: u32,
     pub selector: Option<PluginSlot>,
@@ -72,6 +75,7 @@ impl Default for PluginsConfig {
             watch: true,
             debounce_ms: 100,
             max_instances: 256,
+            max_concurrent_calls: None,
             max_memory_mib: 64,
             selector: None,
             policy: None,
@@ -143,6 +147,12 @@ impl Config {
         if !(1..=10_000).contains(&p.max_instances) {
             return Err(invalid("plugins.max_instances", format!("{} is outside 1..=10000", p.max_instances)));
         }
+        if let Some(calls) = p.max_concurrent_calls.filter(|c| !(1..=p.max_instances as usize).contains(c)) {
+            return Err(invalid(
+                "plugins.max_concurrent_calls",
+                format!("{calls} is outside 1..={} (plugins.max_instances)", p.max_instances),
+            ));
+        }
         if p.debounce_ms > 10_000 {
             return Err(invalid("plugins.debounce_ms", format!("{} is above 10000", p.debounce_ms)));
         }
@@ -167,6 +177,7 @@ impl PluginsConfig {
     pub fn engine_settings(&self, data_dir: &Path) -> EngineSettings {
         EngineSettings {
             max_instances: self.max_instances,
+            max_concurrent_calls: self.max_concurrent_calls.unwrap_or_else(crate::plugins::default_concurrent_calls),
             max_memory_bytes: (self.max_memory_mib as usize) << 20,
             cache_dir: Some(self.cache_dir.clone().unwrap_or_else(|| data_dir.join("plugin-cache"))),
         }

@@ -5,6 +5,7 @@
 mod support;
 
 use support::*;
+use switchyard::config::PluginSlot;
 use switchyard::plugins::{DecidedBy, PluginError, PluginKind, ReloadOutcome, Selection};
 
 const SLOT_FILE: &str = "selector.wasm";
@@ -29,9 +30,19 @@ fn still_serves_round_robin(t: &TestHost) {
 /// round-robin; returns why it was refused, after checking round-robin
 /// still serves.
 fn refused(bytes: &[u8], config: &[(&str, &str)]) -> String {
+    refused_in_slot(bytes, slot(SLOT_FILE, config))
+}
+
+/// Touching memory costs CPU (page faults), so a test of the memory cap
+/// gives the deadline room: the cap, not the deadline, must stop the plugin.
+fn memory_test_slot(file: &str, config: &[(&str, &str)]) -> PluginSlot {
+    PluginSlot { timeout_ms: 100, memory_mib: 8, ..slot(file, config) }
+}
+
+fn refused_in_slot(bytes: &[u8], wanted: PluginSlot) -> String {
     let t = serving_round_robin();
     std::fs::write(t.dir.path().join(SLOT_FILE), bytes).unwrap();
-    let settings = plugins_config(t.dir.path(), vec![(PluginKind::Selector, slot(SLOT_FILE, config))]);
+    let settings = plugins_config(t.dir.path(), vec![(PluginKind::Selector, wanted)]);
     let outcome = t.host.apply(&settings).remove(0);
     let ReloadOutcome::Rejected { reason, file, .. } = outcome else { panic!("accepted: {outcome:?}") };
     assert!(file.ends_with(SLOT_FILE));
@@ -48,11 +59,9 @@ fn an_endless_loop_is_stopped_by_the_deadline() {
 
 #[test]
 fn unbounded_memory_growth_hits_the_cap() {
-    let reason = refused(&hostile_plugin("hostile_trickster"), &[("mode", "grow")]);
-    assert!(
-        reason.starts_with("failed the smoke call (select): exceeded its memory cap of 16777216 bytes"),
-        "{reason}"
-    );
+    let reason =
+        refused_in_slot(&hostile_plugin("hostile_trickster"), memory_test_slot(SLOT_FILE, &[("mode", "grow")]));
+    assert!(reason.starts_with("failed the smoke call (select): exceeded its memory cap of 8388608 bytes"), "{reason}");
 }
 
 #[test]
@@ -99,6 +108,12 @@ fn a_component_importing_sockets_is_refused() {
 }
 
 #[test]
+fn a_component_that_could_sleep_in_the_host_is_refused() {
+    let reason = refused(&hostile_plugin("hostile_sleeper"), &[]);
+    assert!(reason.starts_with("imports `wasi:clocks/monotonic-clock@"), "{reason}");
+}
+
+#[test]
 fn a_component_using_the_filesystem_finds_nothing_to_open() {
     let secrets = tempfile::tempdir().unwrap();
     let secret = secrets.path().join("relayer.key");
@@ -111,7 +126,10 @@ fn a_component_using_the_filesystem_finds_nothing_to_open() {
 #[test]
 fn misbehaviour_at_run_time_falls_back_per_call() {
     let file = "trickster.wasm";
-    let t = test_host(&[(file, hostile_plugin("hostile_trickster"))], vec![(PluginKind::Selector, slot(file, &[]))]);
+    let t = test_host(
+        &[(file, hostile_plugin("hostile_trickster"))],
+        vec![(PluginKind::Selector, memory_test_slot(file, &[]))],
+    );
     assert!(matches!(t.loaded[0], ReloadOutcome::Loaded { .. }), "a well-behaved trickster loads: {:?}", t.loaded[0]);
     let relayers = candidates(3);
 
@@ -126,8 +144,8 @@ fn misbehaviour_at_run_time_falls_back_per_call() {
             other => panic!("{mode}: not contained: {other:?}"),
         }
     };
-    assert_eq!(failure("loop"), PluginError::Timeout { timeout_ms: 10 });
-    assert!(matches!(failure("grow"), PluginError::MemoryLimit { cap: 16_777_216, .. }));
+    assert_eq!(failure("loop"), PluginError::Timeout { timeout_ms: 100 });
+    assert!(matches!(failure("grow"), PluginError::MemoryLimit { cap: 8_388_608, .. }));
     assert!(matches!(failure("panic"), PluginError::Trap(m) if m.contains("hostile plugin panicked on purpose")));
     assert!(matches!(failure("bogus"), PluginError::MalformedAnswer(m) if m.contains("no-such-relayer")));
 

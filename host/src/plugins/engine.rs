@@ -11,14 +11,17 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::cache::ArtifactCache;
+use super::gate::CallGate;
 use super::sandbox::{EPOCH_TICK, PluginState};
 use super::wit;
 
 /// Engine-wide settings; per-plugin limits live in `sandbox::Limits`.
 #[derive(Clone, Debug)]
 pub struct EngineSettings {
-    /// Plugin calls that may run at the same time (pool slots).
+    /// Plugin instances that may exist at once (pool slots).
     pub max_instances: u32,
+    /// Plugin calls that run at once; more wait their turn.
+    pub max_concurrent_calls: usize,
     /// No plugin's memory cap may exceed this.
     pub max_memory_bytes: usize,
     /// Where compiled components are cached; `None` compiles at every start.
@@ -27,14 +30,25 @@ pub struct EngineSettings {
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        EngineSettings { max_instances: 256, max_memory_bytes: 64 << 20, cache_dir: None }
+        EngineSettings {
+            max_instances: 256,
+            max_concurrent_calls: default_concurrent_calls(),
+            max_memory_bytes: 64 << 20,
+            cache_dir: None,
+        }
     }
+}
+
+/// One call per core.
+pub fn default_concurrent_calls() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 pub(crate) struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<PluginState>,
     pub(crate) cache: ArtifactCache,
+    pub(crate) gate: CallGate,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -63,7 +77,8 @@ impl Runtime {
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone())?;
         let cache = ArtifactCache::new(&engine, settings.cache_dir.clone());
-        Ok(Runtime { engine, linker, cache, ticker_stop })
+        let gate = CallGate::new(settings.max_concurrent_calls);
+        Ok(Runtime { engine, linker, cache, gate, ticker_stop })
     }
 }
 

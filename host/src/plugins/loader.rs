@@ -19,7 +19,7 @@ const PLUGIN_PACKAGE: &str = "switchyard:plugin/";
 
 /// WASI interfaces a plugin may import; each is granted in
 /// `sandbox` as documented there. Anything else is refused.
-const GRANTED_WASI: &[&str] = &["wasi:io/", "wasi:cli/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/"];
+const GRANTED_WASI: &[&str] = &["wasi:io/", "wasi:cli/", "wasi:clocks/wall-clock@", "wasi:random/", "wasi:filesystem/"];
 
 /// What to load into a slot.
 #[derive(Clone, Debug)]
@@ -121,22 +121,29 @@ fn plugin_interface(exports: &[String]) -> Result<(PluginKind, String), LoadErro
     }
 }
 
+/// Refuses any import outside the grant; when there are several, names the
+/// most serious (network first).
 pub(crate) fn check_imports(imports: &[String]) -> Result<(), LoadError> {
-    for import in imports {
+    let refusal = |import: &String| -> Option<(u8, &'static str)> {
         let own = import
             .strip_prefix(PLUGIN_PACKAGE)
             .is_some_and(|rest| rest.starts_with("log@") || rest.starts_with("types@"));
         if own || GRANTED_WASI.iter().any(|prefix| import.starts_with(prefix)) {
-            continue;
-        }
-        let why = if import.starts_with("wasi:sockets/") || import.starts_with("wasi:http/") {
-            "plugins get no network access"
+            None
+        } else if import.starts_with("wasi:sockets/") || import.starts_with("wasi:http/") {
+            Some((0, "plugins get no network access"))
+        } else if import.starts_with("wasi:clocks/monotonic-clock@") {
+            Some((1, "it lets a plugin sleep inside the host, beyond its deadline"))
         } else {
-            "it is not part of the plugin contract"
-        };
-        return Err(LoadError::ForbiddenImport { import: import.clone(), why });
+            Some((2, "it is not part of the plugin contract"))
+        }
+    };
+    let worst =
+        imports.iter().filter_map(|i| refusal(i).map(|(rank, why)| (rank, i, why))).min_by_key(|(rank, ..)| *rank);
+    match worst {
+        Some((_, import, why)) => Err(LoadError::ForbiddenImport { import: import.clone(), why }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 impl LoadedPlugin {
@@ -179,6 +186,7 @@ impl LoadedPlugin {
         runtime: &Runtime,
         f: impl FnOnce(&Instance, &mut Store<PluginState>) -> wasmtime::Result<T>,
     ) -> Result<T, PluginError> {
+        let _permit = runtime.gate.enter();
         let mut store = sandbox::new_store(&runtime.engine, &self.name, &self.limits);
         // A host function that panics (wasmtime-wasi's blocking shims do on
         // an async runtime thread) must cost this decision, not the host.
@@ -262,8 +270,12 @@ mod tests {
         assert!(check_imports(&ok.map(String::from)).is_ok());
         let err = check_imports(&["wasi:sockets/tcp@0.2.6".to_string()]).unwrap_err();
         assert!(err.to_string().contains("no network access"), "{err}");
+        let err = check_imports(&["wasi:clocks/monotonic-clock@0.2.6".to_string()]).unwrap_err();
+        assert!(err.to_string().contains("sleep"), "{err}");
         let err = check_imports(&["acme:evil/spy@1.0.0".to_string()]).unwrap_err();
         assert!(err.to_string().contains("not part of the plugin contract"), "{err}");
+        let both = ["wasi:clocks/monotonic-clock@0.2.6", "wasi:sockets/tcp@0.2.6"].map(String::from);
+        assert!(check_imports(&both).unwrap_err().to_string().contains("no network access"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod engine;
 mod error;
 mod fallback;
 pub mod fixtures;
+mod gate;
 mod loader;
 mod sandbox;
 mod test_runner;
@@ -26,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwapOption;
 
 pub use cache::CacheOutcome;
-pub use engine::EngineSettings;
+pub use engine::{EngineSettings, default_concurrent_calls};
 pub use error::{LoadError, PluginError};
 pub use sandbox::Limits;
 pub use test_runner::run_test_binary;
@@ -193,9 +194,13 @@ impl PluginHost {
     /// config file edited at run time. Engine-wide settings need a restart.
     pub fn apply(&self, config: &PluginsConfig) -> Vec<ReloadOutcome> {
         let mut settings = self.settings();
-        let engine_wide = |c: &PluginsConfig| (c.dir.clone(), c.cache_dir.clone(), c.max_instances, c.max_memory_mib);
+        let engine_wide = |c: &PluginsConfig| {
+            (c.dir.clone(), c.cache_dir.clone(), c.max_instances, c.max_concurrent_calls, c.max_memory_mib)
+        };
         if engine_wide(&settings) != engine_wide(config) {
-            tracing::warn!("plugins.dir, cache_dir, max_instances and max_memory_mib change only at restart");
+            tracing::warn!(
+                "plugins.dir, cache_dir, max_instances, max_concurrent_calls and max_memory_mib change only at restart"
+            );
         }
         settings.selector = config.selector.clone();
         settings.policy = config.policy.clone();

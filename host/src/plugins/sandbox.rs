@@ -15,13 +15,20 @@
 //!   is loaded (`loader::check_imports`); TCP, UDP and name lookup are also
 //!   disabled in the context, in case a future linker links them.
 //!
-//! CPU time is bounded by epoch interruption and memory by [`MemoryLimiter`].
+//! CPU time is bounded by epoch interruption: on every tick during a call the
+//! host checks the CPU time the calling thread has spent (so a call
+//! preempted by other threads is not charged for their time) and interrupts
+//! the plugin past its deadline, or past ten times the deadline in wall time,
+//! so an overloaded host still answers in bounded time. A plugin cannot block
+//! inside a host call where ticks cannot reach it: the one import that could
+//! (`wasi:clocks/monotonic-clock`, whose pollables sleep) is refused at load.
+//! Memory is bounded by [`MemoryLimiter`].
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, ResourceLimiter, Store, Trap};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -48,13 +55,27 @@ impl Default for Limits {
     }
 }
 
-impl Limits {
-    /// One tick more than the timeout: the epoch may advance right after the
-    /// deadline is set, and a plugin always gets at least its full timeout.
-    fn deadline_ticks(&self) -> u64 {
-        let ticks = self.timeout.as_micros() / EPOCH_TICK.as_micros();
-        u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
+/// A call that has waited this many times its CPU deadline in wall time is
+/// interrupted whatever CPU it got.
+const WALL_CEILING_FACTOR: u32 = 10;
+
+/// CPU time the calling thread has consumed.
+#[allow(unsafe_code)]
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec, and CLOCK_THREAD_CPUTIME_ID
+    // exists on every Linux this host supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
     }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// When one call started, on the thread that runs it.
+struct CallClock {
+    cpu: Duration,
+    wall: Instant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +115,7 @@ pub(crate) struct PluginState {
     stderr: Option<MemoryOutputPipe>,
     plugin: Arc<str>,
     logs_left: u32,
+    started: CallClock,
     /// The last error-level message: the SDK's panic hook reports panics
     /// through the log import.
     last_error: Option<String>,
@@ -167,12 +189,18 @@ pub(crate) fn store_with(
         stderr,
         plugin: plugin.clone(),
         logs_left: MAX_LOGS_PER_CALL,
+        started: CallClock { cpu: thread_cpu_time(), wall: Instant::now() },
         last_error: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
-    store.set_epoch_deadline(limits.deadline_ticks());
-    store.epoch_deadline_trap();
+    let (cpu_limit, wall_limit) = (limits.timeout, limits.timeout.saturating_mul(WALL_CEILING_FACTOR));
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |ctx| {
+        let started = &ctx.data().started;
+        let over = thread_cpu_time().saturating_sub(started.cpu) >= cpu_limit || started.wall.elapsed() >= wall_limit;
+        Ok(if over { UpdateDeadline::Interrupt } else { UpdateDeadline::Continue(1) })
+    });
     store
 }
 

@@ -72,7 +72,7 @@ pub struct TestHost {
 }
 
 pub fn engine(cache_dir: Option<PathBuf>) -> EngineSettings {
-    EngineSettings { max_instances: 64, max_memory_bytes: 64 << 20, cache_dir }
+    EngineSettings { max_instances: 64, max_memory_bytes: 64 << 20, cache_dir, ..EngineSettings::default() }
 }
 
 pub fn plugins_config(dir: &Path, slots: Vec<(PluginKind, PluginSlot)>) -> PluginsConfig {

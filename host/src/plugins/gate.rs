@@ -1,0 +1,62 @@
+//! Plugin calls are CPU-bound. Running more at once than there are cores
+//! only stretches each one towards its deadline and starves the thread that
+//! compiles a hot swap. So calls pass a gate with one permit per core; the
+//! others wait, blocked, not spinning.
+
+use std::sync::{Condvar, Mutex, PoisonError};
+
+#[derive(Debug)]
+pub(crate) struct CallGate {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+pub(crate) struct Permit<'a>(&'a CallGate);
+
+impl CallGate {
+    pub(crate) fn new(permits: usize) -> Self {
+        CallGate { free: Mutex::new(permits.max(1)), freed: Condvar::new() }
+    }
+
+    pub(crate) fn enter(&self) -> Permit<'_> {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(PoisonError::into_inner);
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn never_more_than_the_permits_at_once() {
+        let gate = CallGate::new(2);
+        let (inside, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        let _permit = gate.enter();
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+}
