@@ -10,7 +10,11 @@
 //!    swap).
 //!
 //! `cargo bench -p switchyard --bench plugins` (add `-- --quick` for a short
-//! run that only proves the harness works).
+//! run that only proves the harness works; `--only NAME` benches one
+//! selector and `--no-swap` skips the hot-swap part, for profiling).
+
+// The report is the output.
+#![allow(clippy::print_stdout)]
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -31,11 +35,15 @@ const NATIVE_BATCH: u32 = 64;
 struct Settings {
     samples: usize,
     swaps: usize,
+    only: Option<String>,
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let settings = if quick { Settings { samples: 2_000, swaps: 3 } } else { Settings { samples: 50_000, swaps: 20 } };
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1).cloned());
+    let (samples, swaps) = if quick { (2_000, 3) } else { (50_000, 20) };
+    let settings = Settings { samples, swaps, only };
     let plugins = build_plugins();
 
     println!("## Selector decision latency, {CANDIDATES} candidates ({} samples each)\n", settings.samples);
@@ -56,6 +64,9 @@ fn main() {
         &settings,
     );
 
+    if args.iter().any(|a| a == "--no-swap") {
+        return;
+    }
     println!("\n## Hot swap ({} swaps, round-robin <-> least-pending)\n", settings.swaps);
     println!("| path | p50 | max |");
     println!("|---|---|---|");
@@ -142,6 +153,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn bench_selector<S: Selector>(plugins: &Path, name: &str, config: &[(&str, &str)], settings: &Settings) {
+    if settings.only.as_deref().is_some_and(|only| only != name) {
+        return;
+    }
     let file = format!("{name}.wasm");
     let host = host(plugins, &file, config, None);
     let request = switchyard::plugins::fixtures::request();

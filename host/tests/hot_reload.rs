@@ -75,11 +75,18 @@ fn a_deleted_plugin_file_leaves_the_loaded_version_serving() {
     assert_eq!(decision.plugin().map(|p| p.version_hash.clone()), Some(sha256(&example("selector_round_robin"))));
 }
 
+/// Replaces the file atomically, as editors and ConfigMaps do.
+fn replace(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 fn write_config(path: &std::path::Path, weights: &str) {
     let text = format!(
         "[plugins]\ndir = \".\"\ncache_dir = \"cache\"\n\n[plugins.selector]\nfile = \"weighted.wasm\"\n\n[plugins.selector.config]\nweights = \"{weights}\"\n"
     );
-    std::fs::write(path, text).unwrap();
+    replace(path, &text);
 }
 
 #[test]
@@ -102,8 +109,11 @@ fn editing_the_config_file_reconfigures_the_plugin_without_restart() {
 
     // A config that does not parse, then one the plugin refuses: both are
     // rejected and the running settings stay.
-    std::fs::write(&config_path, "[plugins.selector\nfile = ").unwrap();
+    replace(&config_path, "[plugins.selector\nfile = ");
     std::thread::sleep(Duration::from_millis(300));
+    replace(&config_path, "");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(choice(), Selection::Chosen("r01".into()), "an empty config file unloaded the plugin");
     write_config(&config_path, "r00=heavy");
     assert!(wait_until(Duration::from_secs(5), || host.rejections() > 0).is_some(), "the bad weights were refused");
     for _ in 0..4 {

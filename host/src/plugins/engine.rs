@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasmtime::component::Linker;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::cache::ArtifactCache;
 use super::gate::CallGate;
@@ -39,6 +39,9 @@ impl Default for EngineSettings {
     }
 }
 
+/// Bytes of each memory and table slot kept resident between instances.
+const KEEP_RESIDENT: usize = 2 << 20;
+
 /// One call per core.
 pub fn default_concurrent_calls() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
@@ -62,7 +65,14 @@ impl Runtime {
             .total_core_instances(instances.saturating_mul(8))
             .total_memories(instances.saturating_mul(2))
             .total_tables(instances.saturating_mul(4))
-            .max_memory_size(settings.max_memory_bytes);
+            .max_memory_size(settings.max_memory_bytes)
+            // A fresh instance per decision: keep a slot's pages resident and
+            // reset only the dirty ones (PAGEMAP_SCAN, Linux >= 6.7; memset of
+            // the low pages elsewhere), so an instance does not page-fault its
+            // stack and heap back in on every call.
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT)
+            .pagemap_scan(Enabled::Auto);
         let mut config = Config::new();
         config
             .wasm_component_model(true)

@@ -74,8 +74,8 @@ fn thread_cpu_time() -> Duration {
 
 /// When one call started, on the thread that runs it.
 struct CallClock {
-    cpu: Duration,
     wall: Instant,
+    cpu: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,7 +189,7 @@ pub(crate) fn store_with(
         stderr,
         plugin: plugin.clone(),
         logs_left: MAX_LOGS_PER_CALL,
-        started: CallClock { cpu: thread_cpu_time(), wall: Instant::now() },
+        started: CallClock { wall: Instant::now(), cpu: thread_cpu_time() },
         last_error: None,
     };
     let mut store = Store::new(engine, state);

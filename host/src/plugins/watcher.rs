@@ -53,7 +53,7 @@ impl PluginWatcher {
 }
 
 fn reload(host: &PluginHost, config_file: Option<&Path>) -> Vec<ReloadOutcome> {
-    match config_file.map(Config::load) {
+    match config_file.map(load_edited_config) {
         Some(Ok(config)) => host.apply(&config.plugins),
         Some(Err(error)) => {
             tracing::warn!(%error, "config change rejected; the running plugin settings stay");
@@ -61,4 +61,18 @@ fn reload(host: &PluginHost, config_file: Option<&Path>) -> Vec<ReloadOutcome> {
         }
         None => host.reload(),
     }
+}
+
+/// An empty file is a valid config (all defaults, no plugins), but at run
+/// time it is almost always a write caught half-way: refuse it rather than
+/// unload every plugin.
+fn load_edited_config(path: &Path) -> Result<Config, crate::config::ConfigError> {
+    let empty = std::fs::read_to_string(path).is_ok_and(|text| text.trim().is_empty());
+    if empty {
+        return Err(crate::config::ConfigError::Parse {
+            origin: path.display().to_string(),
+            message: "the file is empty (a write in progress?)".into(),
+        });
+    }
+    Config::load(path)
 }
