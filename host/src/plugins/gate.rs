@@ -7,31 +7,44 @@ use std::sync::{Condvar, Mutex, PoisonError};
 
 #[derive(Debug)]
 pub(crate) struct CallGate {
-    free: Mutex<usize>,
+    state: Mutex<State>,
     freed: Condvar,
+}
+
+#[derive(Debug)]
+struct State {
+    free: usize,
+    /// Notifying a condvar is a system call even with no one waiting, so it
+    /// is done only when someone is.
+    waiting: usize,
 }
 
 pub(crate) struct Permit<'a>(&'a CallGate);
 
 impl CallGate {
     pub(crate) fn new(permits: usize) -> Self {
-        CallGate { free: Mutex::new(permits.max(1)), freed: Condvar::new() }
+        CallGate { state: Mutex::new(State { free: permits.max(1), waiting: 0 }), freed: Condvar::new() }
     }
 
     pub(crate) fn enter(&self) -> Permit<'_> {
-        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while state.free == 0 {
+            state.waiting += 1;
+            state = self.freed.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.waiting -= 1;
         }
-        *free -= 1;
+        state.free -= 1;
         Permit(self)
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-        self.0.freed.notify_one();
+        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.free += 1;
+        if state.waiting > 0 {
+            self.0.freed.notify_one();
+        }
     }
 }
 

@@ -287,3 +287,56 @@ mod tests {
         assert!(matches!(plugin_interface(&two), Err(LoadError::SeveralKinds(_))));
     }
 }
+
+#[cfg(test)]
+mod cost_breakdown {
+    //! Where a decision's time goes; run in release:
+    //! `cargo test --release -p switchyard --lib cost_breakdown -- --ignored --nocapture`.
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn stages() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let bytes = std::fs::read(root.join("target/example-plugins/selector_round_robin.wasm")).unwrap();
+        let runtime = Runtime::new(super::super::EngineSettings::default()).unwrap();
+        let plugin = load(&runtime, PluginSource::new("rr", &bytes, None, vec![], Limits::default())).unwrap();
+        let request = fixtures::request();
+        let candidates: Vec<Candidate> = (0..16)
+            .map(|i| Candidate {
+                id: format!("r{i:02}"),
+                labels: vec![("region".into(), "eu".into())],
+                healthy: true,
+                ..Default::default()
+            })
+            .collect();
+        let n = 20_000;
+        let time = |label: &str, f: &mut dyn FnMut()| {
+            for _ in 0..1000 {
+                f();
+            }
+            let start = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            eprintln!("{label:<40} {:>8.2?}", start.elapsed() / n);
+        };
+        time("store", &mut || drop(sandbox::new_store(&runtime.engine, &plugin.name, &plugin.limits)));
+        time("store + instantiate", &mut || {
+            let mut store = sandbox::new_store(&runtime.engine, &plugin.name, &plugin.limits);
+            drop(plugin.bindings.instantiate(&mut store).unwrap());
+        });
+        time("store + instantiate + check-config", &mut || {
+            let mut store = sandbox::new_store(&runtime.engine, &plugin.name, &plugin.limits);
+            let i = plugin.bindings.instantiate(&mut store).unwrap();
+            i.check_config(&mut store, &plugin.config).unwrap().unwrap();
+        });
+        time("select, 16 candidates", &mut || {
+            plugin.select(&runtime, &request, &candidates, 1).unwrap();
+        });
+        time("select, 1 candidate", &mut || {
+            plugin.select(&runtime, &request, &candidates[..1], 1).unwrap();
+        });
+    }
+}
