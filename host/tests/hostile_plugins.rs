@@ -155,3 +155,42 @@ fn misbehaviour_at_run_time_falls_back_per_call() {
     assert_eq!(after.outcome, Selection::Chosen("r00".into()), "the plugin serves on after each failure");
     assert!(after.plugin().is_some());
 }
+
+/// Captures what the host logs while `f` runs on this thread.
+fn captured_logs(f: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    tracing::subscriber::with_default(subscriber, f);
+    String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+}
+
+#[test]
+fn plugin_logs_land_in_tracing_with_the_plugin_name_and_are_capped() {
+    let file = "chatty.wasm";
+    let t = test_host(&[(file, hostile_plugin("hostile_trickster"))], vec![(PluginKind::Selector, slot(file, &[]))]);
+    let logs = captured_logs(|| {
+        let decision = t.host.select(&with_hint("mode", "log-flood"), &candidates(2));
+        assert!(decision.plugin().is_some(), "{:?}", decision.decided_by);
+    });
+    let lines: Vec<&str> = logs.lines().filter(|l| l.contains("switchyard::plugin")).collect();
+    assert_eq!(lines.len(), 64, "the plugin logged 1000 messages; 64 pass per call");
+    assert!(
+        lines[0].contains("INFO") && lines[0].contains("plugin=\"chatty\"") && lines[0].contains("flood 0 xxx"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines.iter().all(|l| l.len() < 2048 + 200), "messages are truncated to 2 KiB");
+}

@@ -325,7 +325,7 @@ mod cost_breakdown {
         time("store", &mut || drop(sandbox::new_store(&runtime.engine, &plugin.name, &plugin.limits)));
         time("store + instantiate", &mut || {
             let mut store = sandbox::new_store(&runtime.engine, &plugin.name, &plugin.limits);
-            drop(plugin.bindings.instantiate(&mut store).unwrap());
+            let _instance = plugin.bindings.instantiate(&mut store).unwrap();
         });
         time("store + instantiate + check-config", &mut || {
             let mut store = sandbox::new_store(&runtime.engine, &plugin.name, &plugin.limits);
