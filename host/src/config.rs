@@ -214,9 +214,8 @@ impl PluginSlot {
         self.config.iter().filter_map(|(k, v)| Some((k.clone(), config_value(v).ok()?))).collect()
     }
 
-    /// The plugin's name: its file name without `.wasm`.
     pub fn plugin_name(&self) -> String {
-        self.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+        crate::plugins::plugin_name(&self.file)
     }
 }
 

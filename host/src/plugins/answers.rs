@@ -3,6 +3,7 @@
 
 use alloy_primitives::U256;
 
+use super::truncate;
 use super::types::{Candidate, FeeDecision, FeeMarket, Selection, TxRequest, Verdict};
 
 /// Reasons end up in API responses and logs.
@@ -24,7 +25,7 @@ fn check_reason(what: &str, reason: &str) -> Result<(), String> {
 pub(crate) fn check_selection(selection: &Selection, candidates: &[Candidate]) -> Result<(), String> {
     match selection {
         Selection::Chosen(id) if candidates.iter().any(|c| &c.id == id) => Ok(()),
-        Selection::Chosen(id) => Err(format!("chose relayer `{}`, which is not a candidate", truncate(id))),
+        Selection::Chosen(id) => Err(format!("chose relayer `{}`, which is not a candidate", truncate(id, 64))),
         Selection::Refused(reason) => check_reason("refused", reason),
     }
 }
@@ -76,14 +77,6 @@ pub(crate) fn check_fee(decision: &FeeDecision, market: &FeeMarket) -> Result<()
         }
     }
     Ok(())
-}
-
-fn truncate(s: &str) -> &str {
-    let mut end = s.len().min(64);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]

@@ -274,6 +274,21 @@ pub fn check_file(
         Ok(bytes) => bytes,
         Err(source) => return Ok(Err(LoadError::Read { path: path.into(), source })),
     };
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = plugin_name(path);
     Ok(loader::load(&runtime, PluginSource::new(&name, &bytes, kind, config, limits)).map(|p| p.info()))
+}
+
+/// A plugin's name: its file name without `.wasm`.
+pub fn plugin_name(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary: plugin text
+/// goes into logs and API errors.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }

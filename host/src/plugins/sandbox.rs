@@ -33,6 +33,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::error::PluginError;
+use super::truncate;
 
 pub(crate) const MAX_LOGS_PER_CALL: u32 = 64;
 pub(crate) const MAX_LOG_BYTES: usize = 2048;
@@ -220,12 +221,4 @@ pub(crate) fn classify(error: &wasmtime::Error, store: &Store<PluginState>, limi
         // discriminant, out-of-bounds pointer) or a host call failed.
         None => PluginError::MalformedAnswer(format!("{error:#}")),
     }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

@@ -26,7 +26,7 @@ pub fn run_test_binary(path: &Path, args: &[OsString]) -> anyhow::Result<u8> {
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     wit::add_to_linker(&mut linker)?;
 
-    let name = path.file_stem().map_or("test".into(), |s| s.to_string_lossy().into_owned());
+    let name = super::plugin_name(path);
     let mut argv = vec![name.clone()];
     argv.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
     let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().args(&argv).build();
