@@ -33,8 +33,8 @@ step "plugin unit tests, inside the sandbox (wasm32-wasip2, runner: switchyard p
 step "lints"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "host and SDK tests (real components, real runtime)"
-cargo test --workspace
-
 step "benchmark harness, short run (figures: cargo bench -p switchyard --bench plugins)"
 cargo bench -p switchyard --bench plugins -- --quick
+
+step "host and SDK tests (real components, real runtime)"
+cargo test --workspace
