@@ -20,8 +20,8 @@ cargo fmt --all --check
 step "example plugins -> plugins/*.wasm"
 bash scripts/build-plugins.sh
 
-step "host"
-cargo build -p switchyard --bin switchyard
+step "host and its tests (one build: dev-dependencies change shared features)"
+cargo test --workspace --no-run
 export SWITCHYARD_BIN="$root/target/debug/switchyard"
 
 step "plugin unit tests, native"
