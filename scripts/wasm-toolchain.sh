@@ -36,6 +36,9 @@
 #   WASM_TOOLCHAIN_WASI_LIBC_SUITE Debian suite to take wasi-libc from
 #                           (default trixie; "bookworm" = old wasip1-only libc)
 set -euo pipefail
+# Under pipefail, a reader that stops early (awk's exit, head -1, grep -q)
+# kills its writer with SIGPIPE and fails the pipeline: every reader below
+# consumes all of its input.
 
 RECIPE_VERSION=1
 TOOLCHAIN_NAME="${WASM_TOOLCHAIN_NAME:-wasip2-local}"
@@ -117,9 +120,9 @@ link_local() {
 }
 
 if [ "$LOCAL_ONLY" = 0 ] && [ "$FORCE" = 0 ] && have_rustup; then
-  ACTIVE_TC="$(rustup show active-toolchain 2>/dev/null | awk '{print $1; exit}')"
+  ACTIVE_TC="$(rustup show active-toolchain 2>/dev/null | awk 'NR==1{print $1}')"
   if [ -n "$ACTIVE_TC" ] && [ "$ACTIVE_TC" != "$TOOLCHAIN_NAME" ] \
-     && rustup target list --installed --toolchain "$ACTIVE_TC" 2>/dev/null | grep -qx wasm32-wasip2; then
+     && rustup target list --installed --toolchain "$ACTIVE_TC" 2>/dev/null | grep -x wasm32-wasip2 >/dev/null; then
     log "rustup toolchain '$ACTIVE_TC' already has wasm32-wasip2"
     finish "$ACTIVE_TC" rustup
   fi
@@ -136,7 +139,7 @@ if [ "$LOCAL_ONLY" = 0 ] && [ "$FORCE" = 0 ] && have_rustup && [ -n "${ACTIVE_TC
   RUSTUP_LOG_FILE="$(mktemp)"
   if RUST_BACKTRACE=0 timeout -k 5 "$RUSTUP_TIMEOUT" rustup target add --toolchain "$ACTIVE_TC" wasm32-wasip2 \
        >"$RUSTUP_LOG_FILE" 2>&1 </dev/null \
-     && rustup target list --installed --toolchain "$ACTIVE_TC" 2>/dev/null | grep -qx wasm32-wasip2; then
+     && rustup target list --installed --toolchain "$ACTIVE_TC" 2>/dev/null | grep -x wasm32-wasip2 >/dev/null; then
     rm -f "$RUSTUP_LOG_FILE"
     finish "$ACTIVE_TC" rustup
   fi
@@ -154,7 +157,7 @@ T_START=$(now)
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
-cand() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/{print $2; exit}'; }
+cand() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ && !c {c=$2} END{print c}'; }
 if [ -z "$(cand rustc-web)" ] || [ "$(cand rustc-web)" = "(none)" ]; then
   log "apt-get update (package lists missing)"
   $SUDO apt-get update -qq >&2 || die "apt-get update failed"
@@ -166,9 +169,9 @@ deps_of() { # direct Depends (first alternative) of "pkg=ver" or "pkg"
     --no-replaces --no-enhances "$1" 2>/dev/null \
     | awk '/^ *\|?Depends:/{ if (!skip) print $2; skip = ($1 ~ /^\|/) }' | grep -v '^<' | sort -u
 }
-LIBSTD_PKG="$(deps_of "libstd-rust-web-dev=$VER" | grep '^libstd-rust-web-[0-9]' | head -1)"
+LIBSTD_PKG="$(deps_of "libstd-rust-web-dev=$VER" | awk '/^libstd-rust-web-[0-9]/ && !f {f=$0} END{print f}')"
 [ -n "$LIBSTD_PKG" ] || die "cannot find the libstd-rust-web-X.Y package for rustc-web $VER"
-LLVM_PKG="$(deps_of "$LIBSTD_PKG=$VER" | grep -E '^libllvm[0-9]+$' | head -1)"
+LLVM_PKG="$(deps_of "$LIBSTD_PKG=$VER" | awk '/^libllvm[0-9]+$/ && !f {f=$0} END{print f}')"
 [ -n "$LLVM_PKG" ] || die "cannot find the libllvmNN dependency of $LIBSTD_PKG"
 LLVM_MAJOR="${LLVM_PKG#libllvm}"
 log "rustc-web $VER ($LIBSTD_PKG, LLVM $LLVM_MAJOR)"
@@ -235,7 +238,7 @@ X="$WORK/x"
 PATCHELF="$(command -v patchelf || echo "$X/usr/bin/patchelf")"
 
 # ---- assemble the sysroot (rustup-toolchain layout)
-RUSTVER="$(ls -d "$X"/usr/src/rustc-* | head -1)"; RUSTVER="${RUSTVER##*/rustc-}"
+RUSTVER="$(ls -d "$X"/usr/src/rustc-* | awk 'NR==1')"; RUSTVER="${RUSTVER##*/rustc-}"
 [ -x "$X/usr/lib/rustlib/$HOST/bin/wasm-component-ld" ] || die "this rustc-web has no wasm-component-ld"
 B="$SYSROOT/lib/rustlib/$HOST/bin"
 mkdir -p "$SYSROOT/bin" "$B/gcc-ld" "$SYSROOT/lib/rustlib/src/rust"
