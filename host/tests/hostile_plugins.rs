@@ -194,3 +194,19 @@ fn plugin_logs_land_in_tracing_with_the_plugin_name_and_are_capped() {
     );
     assert!(lines.iter().all(|l| l.len() < 2048 + 200), "messages are truncated to 2 KiB");
 }
+
+#[test]
+fn a_rejection_is_logged_with_the_file_and_the_reason() {
+    let t = serving_round_robin();
+    std::fs::write(t.dir.path().join(SLOT_FILE), b"not a component").unwrap();
+    let logs = captured_logs(|| {
+        t.host.reload();
+    });
+    let line =
+        logs.lines().find(|l| l.contains("plugin rejected")).unwrap_or_else(|| panic!("no rejection logged: {logs}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains(&t.dir.path().join(SLOT_FILE).display().to_string()), "names the file: {line}");
+    assert!(line.contains("not a WebAssembly file"), "names the reason: {line}");
+    assert!(line.contains("selector@"), "names the version that keeps serving: {line}");
+    still_serves_round_robin(&t);
+}
