@@ -292,6 +292,8 @@ mod tests {
 mod cost_breakdown {
     //! Where a decision's time goes; run in release:
     //! `cargo test --release -p switchyard --lib cost_breakdown -- --ignored --nocapture`.
+    //! Measures the example round-robin, or the selector component at
+    //! `$BREAKDOWN_WASM`.
     use super::*;
     use std::time::Instant;
 
@@ -299,7 +301,10 @@ mod cost_breakdown {
     #[ignore = "a measurement, not a check"]
     fn stages() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let bytes = std::fs::read(root.join("target/example-plugins/selector_round_robin.wasm")).unwrap();
+        let path = std::env::var_os("BREAKDOWN_WASM")
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| root.join("target/example-plugins/selector_round_robin.wasm"), Into::into);
+        let bytes = std::fs::read(&path).unwrap();
         let runtime = Runtime::new(super::super::EngineSettings::default()).unwrap();
         let plugin = load(&runtime, PluginSource::new("rr", &bytes, None, vec![], Limits::default())).unwrap();
         let request = fixtures::request();
