@@ -112,9 +112,18 @@ fn default_memory_mib() -> u32 {
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Config::parse_file(path, &Config::read(path)?)
+    }
+
+    /// The text of a config file.
+    pub fn read(path: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })
+    }
+
+    /// Parses the text read from `path`, resolving paths against its folder.
+    pub fn parse_file(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        Config::parse(&text, base, &path.display().to_string())
+        Config::parse(text, base, &path.display().to_string())
     }
 
     /// Parses TOML text, resolving relative paths against `base`.

@@ -4,7 +4,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use wasmtime::{Store, Trap};
+use wasmtime::Store;
 
 use super::answers;
 use super::cache::{CacheOutcome, sha256_hex};
@@ -196,16 +196,12 @@ impl LoadedPlugin {
         }));
         match outcome {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err((instantiating, error))) => {
-                let classified = sandbox::classify(&error, &store, &self.limits);
-                let trapped = error.downcast_ref::<Trap>().is_some();
-                Err(match classified {
-                    PluginError::MalformedAnswer(_) if instantiating && !trapped => {
-                        PluginError::Instantiate(format!("{error:#}"))
-                    }
-                    other => other,
-                })
-            }
+            // Before the call there is no answer to be malformed: a failure
+            // that is neither a trap nor the memory cap is the instantiation's.
+            Ok(Err((instantiating, error))) => Err(match sandbox::classify(&error, &store, &self.limits) {
+                PluginError::MalformedAnswer(_) if instantiating => PluginError::Instantiate(format!("{error:#}")),
+                other => other,
+            }),
             Err(panic) => {
                 let message = panic
                     .downcast_ref::<&str>()

@@ -67,12 +67,12 @@ fn reload(host: &PluginHost, config_file: Option<&Path>) -> Vec<ReloadOutcome> {
 /// time it is almost always a write caught half-way: refuse it rather than
 /// unload every plugin.
 fn load_edited_config(path: &Path) -> Result<Config, crate::config::ConfigError> {
-    let empty = std::fs::read_to_string(path).is_ok_and(|text| text.trim().is_empty());
-    if empty {
+    let text = Config::read(path)?;
+    if text.trim().is_empty() {
         return Err(crate::config::ConfigError::Parse {
             origin: path.display().to_string(),
             message: "the file is empty (a write in progress?)".into(),
         });
     }
-    Config::load(path)
+    Config::parse_file(path, &text)
 }

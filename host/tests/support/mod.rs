@@ -14,33 +14,31 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent")
 }
 
-fn build(workspace: &Path, out: &Path) {
-    let status = Command::new("bash")
-        .arg(repo_root().join("scripts/build-plugins.sh"))
-        .args(["--workspace".as_ref(), workspace.as_os_str(), "--out".as_ref(), out.as_os_str()])
-        .status()
-        .expect("run scripts/build-plugins.sh");
-    assert!(status.success(), "building the plugins in {} failed", workspace.display());
+/// Builds the plugin workspace `workspace` (relative to the repository)
+/// into `target/<out>`, once per test binary.
+fn built(cell: &'static OnceLock<PathBuf>, workspace: &str, out: &str) -> &'static Path {
+    cell.get_or_init(|| {
+        let (workspace, out) = (repo_root().join(workspace), repo_root().join("target").join(out));
+        let status = Command::new("bash")
+            .arg(repo_root().join("scripts/build-plugins.sh"))
+            .args(["--workspace".as_ref(), workspace.as_os_str(), "--out".as_ref(), out.as_os_str()])
+            .status()
+            .expect("run scripts/build-plugins.sh");
+        assert!(status.success(), "building the plugins in {} failed", workspace.display());
+        out
+    })
 }
 
 /// The example plugins of plugins/, built to components.
 pub fn examples() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = repo_root().join("target/example-plugins");
-        build(&repo_root().join("plugins"), &out);
-        out
-    })
+    built(&DIR, "plugins", "example-plugins")
 }
 
 /// The hostile plugins of host/tests/hostile, built to components.
 pub fn hostile() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = repo_root().join("target/hostile-plugins");
-        build(&repo_root().join("host/tests/hostile"), &out);
-        out
-    })
+    built(&DIR, "host/tests/hostile", "hostile-plugins")
 }
 
 pub fn example(name: &str) -> Vec<u8> {
