@@ -339,5 +339,29 @@ mod cost_breakdown {
         time("select, 1 candidate", &mut || {
             plugin.select(&runtime, &request, &candidates[..1], 1).unwrap();
         });
+
+        // The floor of any isolated decision on this engine: a fresh store
+        // and instance of the smallest module that has a memory, one call.
+        let module = wasmtime::Module::new(&runtime.engine, FLOOR_MODULE).unwrap();
+        let pre = wasmtime::Linker::<()>::new(&runtime.engine).instantiate_pre(&module).unwrap();
+        time("floor: empty core module, store + instantiate + call", &mut || {
+            let mut store = Store::new(&runtime.engine, ());
+            store.set_epoch_deadline(1 << 20);
+            let instance = pre.instantiate(&mut store).unwrap();
+            let f = instance.get_typed_func::<(), i32>(&mut store, "f").unwrap();
+            assert_eq!(f.call(&mut store, ()).unwrap(), 7);
+        });
     }
+
+    /// `(module (memory 1) (func (export "f") (result i32) i32.const 0 i32.const 7 i32.store i32.const 7))`
+    const FLOOR_MODULE: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // header
+        0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, // type: () -> i32
+        0x03, 0x02, 0x01, 0x00, // function 0 has type 0
+        0x05, 0x03, 0x01, 0x00, 0x01, // memory: min 1 page
+        0x07, 0x05, 0x01, 0x01, b'f', 0x00, 0x00, // export "f" = func 0
+        0x0a, 0x0d, 0x01, 0x0b, 0x00, // code: one body of 11 bytes, no locals
+        0x41, 0x00, 0x41, 0x07, 0x36, 0x02, 0x00, // i32.store [0] = 7
+        0x41, 0x07, 0x0b, // i32.const 7, end
+    ];
 }

@@ -74,9 +74,30 @@ fn thread_cpu_time() -> Duration {
 }
 
 /// When one call started, on the thread that runs it.
+///
+/// Reading a thread's CPU time is a system call, so it is read at the first
+/// epoch tick rather than for every call (most calls end before a tick).
+/// The CPU time spent before that first reading is taken to be the wall time
+/// elapsed, up to one tick: a call cannot run longer than that before the
+/// tick reaches it, and counting the wall time of a preempted call would
+/// charge it for other threads' work.
 struct CallClock {
     wall: Instant,
-    cpu: Duration,
+    cpu_at_start: Option<Duration>,
+}
+
+impl CallClock {
+    fn start() -> Self {
+        CallClock { wall: Instant::now(), cpu_at_start: None }
+    }
+
+    /// CPU time the call has used, as best known at a tick.
+    fn cpu_used(&mut self) -> Duration {
+        let now = thread_cpu_time();
+        let start =
+            *self.cpu_at_start.get_or_insert_with(|| now.saturating_sub(self.wall.elapsed().min(EPOCH_TICK)));
+        now.saturating_sub(start)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +131,8 @@ impl ResourceLimiter for MemoryLimiter {
 }
 
 pub(crate) struct PluginState {
-    wasi: WasiCtx,
+    /// Built at the plugin's first WASI call: most calls make none.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     limiter: MemoryLimiter,
     stderr: Option<MemoryOutputPipe>,
@@ -124,7 +146,9 @@ pub(crate) struct PluginState {
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        let stderr = &mut self.stderr;
+        let ctx = self.wasi.get_or_insert_with(|| plugin_wasi(stderr));
+        WasiCtxView { ctx, table: &mut self.table }
     }
 }
 
@@ -165,21 +189,23 @@ impl PluginState {
     }
 }
 
-/// A store for one plugin call, with its limits armed.
-pub(crate) fn new_store(engine: &Engine, plugin: &Arc<str>, limits: &Limits) -> Store<PluginState> {
-    let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
-    let wasi =
-        WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
-    store_with(engine, wasi, Some(stderr), plugin, limits)
+/// The WASI context of a plugin call, capturing its stderr into `stderr`.
+fn plugin_wasi(stderr: &mut Option<MemoryOutputPipe>) -> WasiCtx {
+    let pipe = stderr.get_or_insert_with(|| MemoryOutputPipe::new(STDERR_CAPTURE));
+    WasiCtx::builder().stderr(pipe.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build()
 }
 
-/// A store around a given WASI context; `stderr` is the pipe `wasi` writes
-/// its stderr to, if it is captured. The epoch deadline only bites on an
-/// engine with epoch interruption enabled.
+/// A store for one plugin call, with its limits armed.
+pub(crate) fn new_store(engine: &Engine, plugin: &Arc<str>, limits: &Limits) -> Store<PluginState> {
+    store_with(engine, None, plugin, limits)
+}
+
+/// A store around a given WASI context (`None`: the plugin sandbox's, built
+/// on first use). The epoch deadline only bites on an engine with epoch
+/// interruption enabled.
 pub(crate) fn store_with(
     engine: &Engine,
-    wasi: WasiCtx,
-    stderr: Option<MemoryOutputPipe>,
+    wasi: Option<WasiCtx>,
     plugin: &Arc<str>,
     limits: &Limits,
 ) -> Store<PluginState> {
@@ -187,19 +213,19 @@ pub(crate) fn store_with(
         wasi,
         table: ResourceTable::new(),
         limiter: MemoryLimiter { cap: limits.memory_bytes, exceeded: None },
-        stderr,
+        stderr: None,
         plugin: plugin.clone(),
         logs_left: MAX_LOGS_PER_CALL,
-        started: CallClock { wall: Instant::now(), cpu: thread_cpu_time() },
+        started: CallClock::start(),
         last_error: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     let (cpu_limit, wall_limit) = (limits.timeout, limits.timeout.saturating_mul(WALL_CEILING_FACTOR));
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |ctx| {
-        let started = &ctx.data().started;
-        let over = thread_cpu_time().saturating_sub(started.cpu) >= cpu_limit || started.wall.elapsed() >= wall_limit;
+    store.epoch_deadline_callback(move |mut ctx| {
+        let started = &mut ctx.data_mut().started;
+        let over = started.cpu_used() >= cpu_limit || started.wall.elapsed() >= wall_limit;
         Ok(if over { UpdateDeadline::Interrupt } else { UpdateDeadline::Continue(1) })
     });
     store

@@ -31,7 +31,7 @@ pub fn run_test_binary(path: &Path, args: &[OsString]) -> anyhow::Result<u8> {
     argv.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
     let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().args(&argv).build();
     let limits = Limits { timeout: std::time::Duration::MAX, memory_bytes: 1 << 32 };
-    let mut store = sandbox::store_with(&engine, wasi, None, &Arc::from(name), &limits);
+    let mut store = sandbox::store_with(&engine, Some(wasi), &Arc::from(name), &limits);
 
     let command = Command::instantiate(&mut store, &component, &linker)?;
     match command.wasi_cli_run().call_run(&mut store) {
