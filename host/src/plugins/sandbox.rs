@@ -94,8 +94,7 @@ impl CallClock {
     /// CPU time the call has used, as best known at a tick.
     fn cpu_used(&mut self) -> Duration {
         let now = thread_cpu_time();
-        let start =
-            *self.cpu_at_start.get_or_insert_with(|| now.saturating_sub(self.wall.elapsed().min(EPOCH_TICK)));
+        let start = *self.cpu_at_start.get_or_insert_with(|| now.saturating_sub(self.wall.elapsed().min(EPOCH_TICK)));
         now.saturating_sub(start)
     }
 }
