@@ -6,4 +6,6 @@
 pub mod cli;
 pub mod config;
 pub mod plugins;
+pub mod queue;
+pub mod store;
 pub mod telemetry;

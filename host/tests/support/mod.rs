@@ -7,6 +7,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod queue_suite;
+pub mod store_suite;
+
 use switchyard::config::{PluginSlot, PluginsConfig};
 use switchyard::plugins::{Candidate, EngineSettings, PluginHost, PluginKind, ReloadOutcome, TxRequest};
 

@@ -1,0 +1,151 @@
+//! The embedded queue: the `outbox` table of the store's own SQLite
+//! database. An entry is claimed with a lease; a worker that dies leaves the
+//! lease to run out and the entry is delivered again. Each delivery has its
+//! own tag (entry id and delivery count), so a worker that lost its lease
+//! cannot ack or retry what another worker now holds.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqlitePool;
+
+use super::{Delivery, Queue, QueueError, QueueStats, RetryOutcome, RetryPolicy};
+use crate::store::now_ms;
+
+/// How often an idle `receive` looks for work.
+const POLL: Duration = Duration::from_millis(20);
+
+#[derive(Clone, Debug)]
+pub struct EmbeddedQueue {
+    pool: SqlitePool,
+    policy: RetryPolicy,
+}
+
+impl EmbeddedQueue {
+    /// A queue over the outbox of the database behind `pool`
+    /// (`SqliteStore::pool`), already migrated.
+    pub fn new(pool: SqlitePool, policy: RetryPolicy) -> Self {
+        EmbeddedQueue { pool, policy }
+    }
+
+    async fn claim(&self) -> Result<Option<Delivery>, QueueError> {
+        loop {
+            let now = now_ms();
+            let lease_until = now.saturating_add(self.policy.lease.as_millis() as i64);
+            let claimed: Option<(i64, String, i64)> = sqlx::query_as(
+                "UPDATE outbox SET state = 'in_flight', deliveries = deliveries + 1, lease_until = ?
+                 WHERE id = (SELECT id FROM outbox
+                             WHERE (state = 'queued' AND available_at <= ?)
+                                OR (state = 'in_flight' AND lease_until <= ?)
+                             ORDER BY id LIMIT 1)
+                 RETURNING id, transaction_id, deliveries",
+            )
+            .bind(lease_until)
+            .bind(now)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+            let Some((id, transaction_id, deliveries)) = claimed else { return Ok(None) };
+            let attempt = u32::try_from(deliveries).unwrap_or(u32::MAX);
+            if attempt > self.policy.max_deliveries {
+                // Its workers kept dying before they could retry it.
+                sqlx::query("UPDATE outbox SET state = 'dead', lease_until = NULL, last_error = ? WHERE id = ?")
+                    .bind(format!("abandoned by {} workers that stopped without acking", attempt - 1))
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                tracing::warn!(%transaction_id, "queue entry dead-lettered: its workers kept stopping");
+                continue;
+            }
+            return Ok(Some(Delivery { transaction_id, attempt, tag: format!("{id}:{deliveries}") }));
+        }
+    }
+}
+
+fn parse_tag(tag: &str) -> Result<(i64, i64), QueueError> {
+    tag.split_once(':')
+        .and_then(|(id, n)| Some((id.parse().ok()?, n.parse().ok()?)))
+        .ok_or_else(|| QueueError::Lost(tag.to_string()))
+}
+
+fn backend(e: sqlx::Error) -> QueueError {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            QueueError::Unavailable(e.to_string())
+        }
+        other => QueueError::Backend(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl Queue for EmbeddedQueue {
+    async fn receive(&self, wait: Duration) -> Result<Option<Delivery>, QueueError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(delivery) = self.claim().await? {
+                return Ok(Some(delivery));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(POLL.min(deadline - now)).await;
+        }
+    }
+
+    async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        let (id, deliveries) = parse_tag(&delivery.tag)?;
+        let deleted = sqlx::query("DELETE FROM outbox WHERE id = ? AND deliveries = ? AND state = 'in_flight'")
+            .bind(id)
+            .bind(deliveries)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        if deleted.rows_affected() == 0 {
+            return Err(QueueError::Lost(delivery.tag.clone()));
+        }
+        Ok(())
+    }
+
+    async fn retry(&self, delivery: &Delivery, error: &str) -> Result<RetryOutcome, QueueError> {
+        let (id, deliveries) = parse_tag(&delivery.tag)?;
+        let dead = delivery.attempt >= self.policy.max_deliveries;
+        let delay = self.policy.delay(delivery.attempt);
+        let updated = sqlx::query(
+            "UPDATE outbox SET state = ?, available_at = ?, lease_until = NULL, last_error = ?
+             WHERE id = ? AND deliveries = ? AND state = 'in_flight'",
+        )
+        .bind(if dead { "dead" } else { "queued" })
+        .bind(now_ms().saturating_add(delay.as_millis() as i64))
+        .bind(error)
+        .bind(id)
+        .bind(deliveries)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        if updated.rows_affected() == 0 {
+            return Err(QueueError::Lost(delivery.tag.clone()));
+        }
+        Ok(if dead { RetryOutcome::DeadLettered } else { RetryOutcome::Requeued(delay) })
+    }
+
+    async fn stats(&self) -> Result<QueueStats, QueueError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT state, COUNT(*) FROM outbox GROUP BY state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let mut stats = QueueStats::default();
+        for (state, count) in rows {
+            let count = count as u64;
+            match state.as_str() {
+                "queued" => stats.queued = count,
+                "in_flight" => stats.in_flight = count,
+                "dead" => stats.dead = count,
+                other => return Err(QueueError::Backend(format!("unknown outbox state `{other}`"))),
+            }
+        }
+        Ok(stats)
+    }
+}

@@ -1,0 +1,259 @@
+//! Where transactions, their decision trail, send attempts, nonce lanes and
+//! the queue's outbox live. One trait, [`Store`]; the embedded default is
+//! SQLite ([`sqlite::SqliteStore`]), and every backend passes the same suite
+//! (`host/tests/support/store_suite.rs`).
+
+pub mod sqlite;
+
+use std::fmt;
+use std::str::FromStr;
+
+use alloy_primitives::{Address, U256};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::plugins::Speed;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("migrating the database failed: {0}")]
+    Migration(String),
+    #[error("transaction {0} not found")]
+    NotFound(String),
+    #[error("transaction {0} already exists")]
+    Duplicate(String),
+    /// A row the store cannot read back: written by another version, or
+    /// edited by hand.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// The lifecycle, with OpenZeppelin Relayer's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxStatus {
+    /// Accepted and queued; no nonce yet.
+    Pending,
+    /// Signed with a nonce; not yet accepted by the node.
+    Sent,
+    /// Accepted by the node, in its mempool.
+    Submitted,
+    /// In a block, not yet deep enough.
+    Mined,
+    Confirmed,
+    Failed,
+    Expired,
+    Canceled,
+}
+
+impl TxStatus {
+    pub const ALL: [TxStatus; 8] = [
+        TxStatus::Pending,
+        TxStatus::Sent,
+        TxStatus::Submitted,
+        TxStatus::Mined,
+        TxStatus::Confirmed,
+        TxStatus::Failed,
+        TxStatus::Expired,
+        TxStatus::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxStatus::Pending => "pending",
+            TxStatus::Sent => "sent",
+            TxStatus::Submitted => "submitted",
+            TxStatus::Mined => "mined",
+            TxStatus::Confirmed => "confirmed",
+            TxStatus::Failed => "failed",
+            TxStatus::Expired => "expired",
+            TxStatus::Canceled => "canceled",
+        }
+    }
+
+    /// Nothing more will happen to it.
+    pub fn is_final(self) -> bool {
+        matches!(self, TxStatus::Confirmed | TxStatus::Failed | TxStatus::Expired | TxStatus::Canceled)
+    }
+}
+
+impl fmt::Display for TxStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TxStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        TxStatus::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| format!("unknown status `{s}`"))
+    }
+}
+
+/// One decision of the trail: which plugin build (or built-in default)
+/// decided what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// `policy`, `selector` or `fee`.
+    pub kind: String,
+    /// The plugin's name, or `None` when the built-in default decided.
+    pub plugin: Option<String>,
+    /// sha256 of the plugin's component.
+    pub version_hash: Option<String>,
+    /// What was decided, in words: `allow`, `chosen relayer-1`, `max_fee=… priority_fee=…`.
+    pub outcome: String,
+    /// Why the built-in default decided instead of the plugin.
+    pub fallback_reason: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// A send of the transaction: the first, or a replacement at the same nonce.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub hash: String,
+    pub nonce: u64,
+    pub max_fee: U256,
+    pub priority_fee: U256,
+    pub gas_limit: u64,
+    pub sent_at: i64,
+}
+
+/// What is persisted when a request is accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTransaction {
+    pub id: String,
+    /// Set when the client chose the relayer; `None` lets the selector choose.
+    pub relayer_id: Option<String>,
+    pub chain_id: u64,
+    pub to: Option<Address>,
+    pub value: U256,
+    pub data: Vec<u8>,
+    pub gas_limit: Option<u64>,
+    pub speed: Speed,
+    pub api_key_id: String,
+    pub hints: Vec<(String, String)>,
+    pub valid_until: Option<i64>,
+    /// The policy decision made at submission.
+    pub decisions: Vec<DecisionRecord>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transaction {
+    pub id: String,
+    pub relayer_id: Option<String>,
+    pub chain_id: u64,
+    pub status: TxStatus,
+    pub status_reason: Option<String>,
+    pub to: Option<Address>,
+    pub value: U256,
+    pub data: Vec<u8>,
+    pub gas_limit: Option<u64>,
+    pub speed: Speed,
+    pub api_key_id: String,
+    pub hints: Vec<(String, String)>,
+    pub valid_until: Option<i64>,
+    pub nonce: Option<u64>,
+    pub hash: Option<String>,
+    pub max_fee: Option<U256>,
+    pub priority_fee: Option<U256>,
+    pub decisions: Vec<DecisionRecord>,
+    pub attempts: Vec<Attempt>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub sent_at: Option<i64>,
+    pub confirmed_at: Option<i64>,
+}
+
+/// A page of a relayer's transactions, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub items: Vec<Transaction>,
+    pub total: u64,
+}
+
+/// The nonce a transaction was given, and whether this call gave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NonceAssignment {
+    pub nonce: u64,
+    /// `false` when the transaction already had its nonce (a redelivery).
+    pub fresh: bool,
+}
+
+/// Counts per status for one relayer, for its status endpoint and the
+/// selector's candidates.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RelayerCounts {
+    /// Assigned a nonce and not yet final: what the chain has yet to mine.
+    pub pending: u64,
+    pub last_confirmed_at: Option<i64>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// Persists an accepted request together with its queue entry, in one
+    /// database transaction (the outbox): both or neither.
+    async fn insert(&self, tx: &NewTransaction) -> Result<(), StoreError>;
+
+    async fn get(&self, id: &str) -> Result<Option<Transaction>, StoreError>;
+
+    /// A relayer's transactions, newest first; `page` counts from 1.
+    async fn list(&self, relayer_id: &str, page: u32, per_page: u32) -> Result<Page, StoreError>;
+
+    async fn by_nonce(&self, relayer_id: &str, nonce: u64) -> Result<Option<Transaction>, StoreError>;
+
+    /// Gives the transaction `relayer_id` and that relayer's next nonce, and
+    /// appends `decision` to its trail, in one database transaction. A
+    /// transaction that already has a nonce keeps it (and its relayer): the
+    /// call is idempotent under redelivery.
+    async fn assign_nonce(
+        &self,
+        id: &str,
+        relayer_id: &str,
+        decision: &DecisionRecord,
+    ) -> Result<NonceAssignment, StoreError>;
+
+    /// Sets the relayer's next nonce from the chain's pending nonce, or past
+    /// the highest nonce already assigned to an unfinished transaction, so
+    /// nothing assigned is handed out twice. Returns the lane's next nonce.
+    async fn sync_lane(&self, relayer_id: &str, chain_pending_nonce: u64) -> Result<u64, StoreError>;
+
+    /// Records a send (first or replacement) with its fee decision, and
+    /// moves the transaction to `status`.
+    async fn record_attempt(
+        &self,
+        id: &str,
+        attempt: &Attempt,
+        decision: &DecisionRecord,
+        status: TxStatus,
+    ) -> Result<(), StoreError>;
+
+    /// Moves the transaction to `status`, with a reason shown to clients.
+    async fn set_status(&self, id: &str, status: TxStatus, reason: Option<&str>) -> Result<(), StoreError>;
+
+    /// Appends a decision to the trail without changing anything else.
+    async fn add_decision(&self, id: &str, decision: &DecisionRecord) -> Result<(), StoreError>;
+
+    /// Transactions the watcher follows: submitted or mined.
+    async fn in_flight(&self, limit: u32) -> Result<Vec<Transaction>, StoreError>;
+
+    /// Unfinished transactions of a relayer (for cancel-all-pending).
+    async fn unfinished(&self, relayer_id: &str) -> Result<Vec<Transaction>, StoreError>;
+
+    async fn relayer_counts(&self, relayer_id: &str) -> Result<RelayerCounts, StoreError>;
+
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

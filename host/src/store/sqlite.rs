@@ -1,0 +1,529 @@
+//! The embedded default: SQLite in the data directory, in WAL mode, created
+//! and migrated on first open. Every write that must be atomic starts with
+//! a write statement, so SQLite takes its write lock at once and two
+//! connections never deadlock upgrading a read lock.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use alloy_primitives::{Address, U256};
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite};
+
+use super::{
+    Attempt, DecisionRecord, NewTransaction, NonceAssignment, Page, RelayerCounts, Store, StoreError, Transaction,
+    TxStatus, now_ms,
+};
+use crate::plugins::Speed;
+
+/// The file inside the data directory.
+pub const DATABASE_FILE: &str = "switchyard.db";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<data_dir>/switchyard.db` and applies any
+    /// pending migration.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create data directory {}: {e}", data_dir.display()))
+        })?;
+        let options = SqliteConnectOptions::new().filename(data_dir.join(DATABASE_FILE));
+        Self::connect(options).await
+    }
+
+    /// Opens a `sqlite:` URL (`sqlite::memory:` for a throwaway database).
+    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("bad SQLite URL `{url}`: {e}")))?;
+        Self::connect(options).await
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let in_memory = options.get_filename() == Path::new(":memory:");
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        // An in-memory database exists per connection: keep exactly one.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if in_memory { 1 } else { 8 })
+            .min_connections(if in_memory { 1 } else { 0 })
+            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// The pool, shared with the embedded queue (same database).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn attempts(&self, id: &str) -> Result<Vec<Attempt>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at
+             FROM attempts WHERE transaction_id = ? ORDER BY attempt",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    async fn with_attempts(&self, rows: Vec<SqliteRow>) -> Result<Vec<Transaction>, StoreError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut tx = tx_from_row(row)?;
+            tx.attempts = self.attempts(&tx.id).await?;
+            out.push(tx);
+        }
+        Ok(out)
+    }
+
+    async fn one(&self, sql: &'static str, binds: (&str, Option<i64>)) -> Result<Option<Transaction>, StoreError> {
+        let mut query = sqlx::query(sql).bind(binds.0);
+        if let Some(n) = binds.1 {
+            query = query.bind(n);
+        }
+        let row = query.fetch_optional(&self.pool).await.map_err(db)?;
+        Ok(self.with_attempts(row.into_iter().collect()).await?.pop())
+    }
+}
+
+/// `SELECT <every transaction column> <rest>`, as one literal.
+macro_rules! select_tx {
+    ($rest:literal $(,)?) => {
+        concat!(
+            "SELECT id, relayer_id, chain_id, status, status_reason, to_address, value, data, gas_limit, speed,
+                 api_key_id, hints, valid_until, nonce, hash, max_fee, priority_fee, decisions, created_at,
+                 updated_at, sent_at, confirmed_at ",
+            $rest
+        )
+    };
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert(&self, tx: &NewTransaction) -> Result<(), StoreError> {
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let inserted = sqlx::query(
+            "INSERT INTO transactions (id, relayer_id, chain_id, status, to_address, value, data, gas_limit, speed,
+                 api_key_id, hints, valid_until, decisions, created_at, updated_at)
+             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&tx.id)
+        .bind(&tx.relayer_id)
+        .bind(to_i64(tx.chain_id)?)
+        .bind(tx.to.map(|a| a.to_string()))
+        .bind(tx.value.to_string())
+        .bind(&tx.data)
+        .bind(tx.gas_limit.map(to_i64).transpose()?)
+        .bind(speed_str(tx.speed))
+        .bind(&tx.api_key_id)
+        .bind(json(&tx.hints)?)
+        .bind(tx.valid_until)
+        .bind(json(&tx.decisions)?)
+        .bind(tx.created_at)
+        .bind(tx.created_at)
+        .execute(&mut *dbtx)
+        .await;
+        match inserted {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(StoreError::Duplicate(tx.id.clone()));
+            }
+            other => other.map_err(db)?,
+        };
+        sqlx::query("INSERT INTO outbox (transaction_id, state, available_at, created_at) VALUES (?, 'queued', ?, ?)")
+            .bind(&tx.id)
+            .bind(tx.created_at)
+            .bind(tx.created_at)
+            .execute(&mut *dbtx)
+            .await
+            .map_err(db)?;
+        dbtx.commit().await.map_err(db)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
+        self.one(select_tx!("FROM transactions WHERE id = ?"), (id, None)).await
+    }
+
+    async fn list(&self, relayer_id: &str, page: u32, per_page: u32) -> Result<Page, StoreError> {
+        let per_page = per_page.clamp(1, 1000);
+        let offset = i64::from(page.max(1) - 1) * i64::from(per_page);
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM transactions WHERE relayer_id = ?")
+            .bind(relayer_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        let rows = sqlx::query(select_tx!(
+            "FROM transactions WHERE relayer_id = ?
+             ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+        ))
+        .bind(relayer_id)
+        .bind(i64::from(per_page))
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(Page { items: self.with_attempts(rows).await?, total: total as u64 })
+    }
+
+    async fn by_nonce(&self, relayer_id: &str, nonce: u64) -> Result<Option<Transaction>, StoreError> {
+        self.one(select_tx!("FROM transactions WHERE relayer_id = ? AND nonce = ?"), (relayer_id, Some(to_i64(nonce)?)))
+            .await
+    }
+
+    async fn assign_nonce(
+        &self,
+        id: &str,
+        relayer_id: &str,
+        decision: &DecisionRecord,
+    ) -> Result<NonceAssignment, StoreError> {
+        let now = now_ms();
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        // A write first: the write lock is taken here, before any read.
+        let touched = sqlx::query("UPDATE transactions SET updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *dbtx)
+            .await
+            .map_err(db)?;
+        if touched.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        let (nonce, decisions): (Option<i64>, String) =
+            sqlx::query_as("SELECT nonce, decisions FROM transactions WHERE id = ?")
+                .bind(id)
+                .fetch_one(&mut *dbtx)
+                .await
+                .map_err(db)?;
+        if let Some(nonce) = nonce {
+            dbtx.rollback().await.map_err(db)?;
+            return Ok(NonceAssignment { nonce: from_i64(nonce)?, fresh: false });
+        }
+        sqlx::query(
+            "INSERT INTO nonce_lanes (relayer_id, next_nonce, updated_at) VALUES (?, 0, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(relayer_id)
+        .bind(now)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        let nonce: i64 = sqlx::query_scalar(
+            "UPDATE nonce_lanes SET next_nonce = next_nonce + 1, updated_at = ? WHERE relayer_id = ?
+             RETURNING next_nonce - 1",
+        )
+        .bind(now)
+        .bind(relayer_id)
+        .fetch_one(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        let mut trail: Vec<DecisionRecord> = from_json(&decisions, "decisions")?;
+        trail.push(decision.clone());
+        sqlx::query("UPDATE transactions SET relayer_id = ?, nonce = ?, decisions = ? WHERE id = ?")
+            .bind(relayer_id)
+            .bind(nonce)
+            .bind(json(&trail)?)
+            .bind(id)
+            .execute(&mut *dbtx)
+            .await
+            .map_err(db)?;
+        dbtx.commit().await.map_err(db)?;
+        Ok(NonceAssignment { nonce: from_i64(nonce)?, fresh: true })
+    }
+
+    async fn sync_lane(&self, relayer_id: &str, chain_pending_nonce: u64) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let chain = to_i64(chain_pending_nonce)?;
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO nonce_lanes (relayer_id, next_nonce, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (relayer_id) DO UPDATE SET next_nonce = excluded.next_nonce, updated_at = excluded.updated_at",
+        )
+        .bind(relayer_id)
+        .bind(chain)
+        .bind(now)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        let highest: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(nonce) FROM transactions
+             WHERE relayer_id = ? AND nonce IS NOT NULL AND status IN ('pending', 'sent', 'submitted', 'mined')",
+        )
+        .bind(relayer_id)
+        .fetch_one(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        let next = highest.map_or(chain, |h| chain.max(h + 1));
+        sqlx::query("UPDATE nonce_lanes SET next_nonce = ? WHERE relayer_id = ?")
+            .bind(next)
+            .bind(relayer_id)
+            .execute(&mut *dbtx)
+            .await
+            .map_err(db)?;
+        dbtx.commit().await.map_err(db)?;
+        from_i64(next)
+    }
+
+    async fn record_attempt(
+        &self,
+        id: &str,
+        attempt: &Attempt,
+        decision: &DecisionRecord,
+        status: TxStatus,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let touched = sqlx::query(
+            "UPDATE transactions SET status = ?, status_reason = NULL, hash = ?, max_fee = ?, priority_fee = ?,
+                 gas_limit = ?, sent_at = COALESCE(sent_at, ?), updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(status.as_str())
+        .bind(&attempt.hash)
+        .bind(attempt.max_fee.to_string())
+        .bind(attempt.priority_fee.to_string())
+        .bind(to_i64(attempt.gas_limit)?)
+        .bind(attempt.sent_at)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        if touched.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        append_decision(&mut dbtx, id, decision).await?;
+        sqlx::query(
+            "INSERT INTO attempts (transaction_id, attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (transaction_id, attempt) DO UPDATE SET hash = excluded.hash, nonce = excluded.nonce,
+                 max_fee = excluded.max_fee, priority_fee = excluded.priority_fee, gas_limit = excluded.gas_limit,
+                 sent_at = excluded.sent_at",
+        )
+        .bind(id)
+        .bind(i64::from(attempt.attempt))
+        .bind(&attempt.hash)
+        .bind(to_i64(attempt.nonce)?)
+        .bind(attempt.max_fee.to_string())
+        .bind(attempt.priority_fee.to_string())
+        .bind(to_i64(attempt.gas_limit)?)
+        .bind(attempt.sent_at)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        dbtx.commit().await.map_err(db)
+    }
+
+    async fn set_status(&self, id: &str, status: TxStatus, reason: Option<&str>) -> Result<(), StoreError> {
+        let now = now_ms();
+        let confirmed_at = (status == TxStatus::Confirmed).then_some(now);
+        let touched = sqlx::query(
+            "UPDATE transactions SET status = ?, status_reason = ?, updated_at = ?,
+                 confirmed_at = COALESCE(?, confirmed_at)
+             WHERE id = ?",
+        )
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(now)
+        .bind(confirmed_at)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if touched.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        Ok(())
+    }
+
+    async fn add_decision(&self, id: &str, decision: &DecisionRecord) -> Result<(), StoreError> {
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        append_decision(&mut dbtx, id, decision).await?;
+        dbtx.commit().await.map_err(db)
+    }
+
+    async fn in_flight(&self, limit: u32) -> Result<Vec<Transaction>, StoreError> {
+        let rows = sqlx::query(select_tx!(
+            "FROM transactions WHERE status IN ('submitted', 'mined')
+             ORDER BY updated_at LIMIT ?",
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        self.with_attempts(rows).await
+    }
+
+    async fn unfinished(&self, relayer_id: &str) -> Result<Vec<Transaction>, StoreError> {
+        let rows = sqlx::query(select_tx!(
+            "FROM transactions
+             WHERE relayer_id = ? AND status IN ('pending', 'sent', 'submitted', 'mined')
+             ORDER BY nonce",
+        ))
+        .bind(relayer_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        self.with_attempts(rows).await
+    }
+
+    async fn relayer_counts(&self, relayer_id: &str) -> Result<RelayerCounts, StoreError> {
+        let (pending, last_confirmed_at): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT
+                 COALESCE(SUM(CASE WHEN nonce IS NOT NULL AND status IN ('sent', 'submitted') THEN 1 ELSE 0 END), 0),
+                 MAX(confirmed_at)
+             FROM transactions WHERE relayer_id = ?",
+        )
+        .bind(relayer_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(RelayerCounts { pending: pending as u64, last_confirmed_at })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(db)
+    }
+}
+
+async fn append_decision(
+    dbtx: &mut sqlx::Transaction<'_, Sqlite>,
+    id: &str,
+    decision: &DecisionRecord,
+) -> Result<(), StoreError> {
+    // `json_insert` appends in place: no read-modify-write race.
+    let touched =
+        sqlx::query("UPDATE transactions SET decisions = json_insert(decisions, '$[#]', json(?)) WHERE id = ?")
+            .bind(json(decision)?)
+            .bind(id)
+            .execute(&mut **dbtx)
+            .await
+            .map_err(db)?;
+    if touched.rows_affected() == 0 {
+        return Err(StoreError::NotFound(id.to_string()));
+    }
+    Ok(())
+}
+
+fn tx_from_row(row: &SqliteRow) -> Result<Transaction, StoreError> {
+    let id: String = get(row, "id")?;
+    let corrupt = |what: &str, e: String| StoreError::Corrupt(format!("transaction {id}: {what}: {e}"));
+    let status: String = get(row, "status")?;
+    let speed: String = get(row, "speed")?;
+    Ok(Transaction {
+        relayer_id: get(row, "relayer_id")?,
+        chain_id: from_i64(get(row, "chain_id")?)?,
+        status: status.parse().map_err(|e| corrupt("status", e))?,
+        status_reason: get(row, "status_reason")?,
+        to: get::<Option<String>>(row, "to_address")?
+            .map(|a| Address::from_str(&a).map_err(|e| corrupt("to_address", e.to_string())))
+            .transpose()?,
+        value: parse_u256(&get::<String>(row, "value")?).map_err(|e| corrupt("value", e))?,
+        data: get(row, "data")?,
+        gas_limit: get::<Option<i64>>(row, "gas_limit")?.map(from_i64).transpose()?,
+        speed: parse_speed(&speed).map_err(|e| corrupt("speed", e))?,
+        api_key_id: get(row, "api_key_id")?,
+        hints: from_json(&get::<String>(row, "hints")?, "hints")?,
+        valid_until: get(row, "valid_until")?,
+        nonce: get::<Option<i64>>(row, "nonce")?.map(from_i64).transpose()?,
+        hash: get(row, "hash")?,
+        max_fee: get::<Option<String>>(row, "max_fee")?
+            .map(|v| parse_u256(&v).map_err(|e| corrupt("max_fee", e)))
+            .transpose()?,
+        priority_fee: get::<Option<String>>(row, "priority_fee")?
+            .map(|v| parse_u256(&v).map_err(|e| corrupt("priority_fee", e)))
+            .transpose()?,
+        decisions: from_json(&get::<String>(row, "decisions")?, "decisions")?,
+        attempts: Vec::new(),
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        sent_at: get(row, "sent_at")?,
+        confirmed_at: get(row, "confirmed_at")?,
+        id,
+    })
+}
+
+fn attempt_from_row(row: &SqliteRow) -> Result<Attempt, StoreError> {
+    let amount = |column: &str| -> Result<U256, StoreError> {
+        parse_u256(&get::<String>(row, column)?).map_err(|e| StoreError::Corrupt(format!("attempt {column}: {e}")))
+    };
+    Ok(Attempt {
+        attempt: u32::try_from(get::<i64>(row, "attempt")?)
+            .map_err(|_| StoreError::Corrupt("attempt number out of range".into()))?,
+        hash: get(row, "hash")?,
+        nonce: from_i64(get(row, "nonce")?)?,
+        max_fee: amount("max_fee")?,
+        priority_fee: amount("priority_fee")?,
+        gas_limit: from_i64(get(row, "gas_limit")?)?,
+        sent_at: get(row, "sent_at")?,
+    })
+}
+
+fn get<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
+    row: &'r SqliteRow,
+    column: &str,
+) -> Result<T, StoreError> {
+    row.try_get(column).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Database(format!("cannot encode JSON: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
+fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Database(format!("{v} does not fit a database integer")))
+}
+
+fn from_i64(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative value {v}")))
+}
+
+fn parse_u256(s: &str) -> Result<U256, String> {
+    U256::from_str_radix(s, 10).map_err(|e| format!("`{s}` is not a decimal amount: {e}"))
+}
+
+pub(crate) fn speed_str(speed: Speed) -> &'static str {
+    match speed {
+        Speed::SafeLow => "safe_low",
+        Speed::Average => "average",
+        Speed::Fast => "fast",
+        Speed::Fastest => "fastest",
+    }
+}
+
+pub(crate) fn parse_speed(s: &str) -> Result<Speed, String> {
+    [Speed::SafeLow, Speed::Average, Speed::Fast, Speed::Fastest]
+        .into_iter()
+        .find(|speed| speed_str(*speed) == s)
+        .ok_or_else(|| format!("unknown speed `{s}`"))
+}

@@ -1,0 +1,214 @@
+//! The store contract, written once against `dyn Store`: every backend's
+//! test file runs each of these on a fresh database.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use alloy_primitives::{Address, U256};
+use switchyard::plugins::Speed;
+use switchyard::store::{Attempt, DecisionRecord, NewTransaction, Store, StoreError, TxStatus, now_ms};
+
+pub fn new_tx(id: &str) -> NewTransaction {
+    NewTransaction {
+        id: id.to_string(),
+        relayer_id: None,
+        chain_id: 31337,
+        to: Some(Address::repeat_byte(0x11)),
+        value: U256::from(10u64).pow(U256::from(30u64)),
+        data: vec![0xde, 0xad, 0xbe, 0xef],
+        gas_limit: Some(21_000),
+        speed: Speed::Fast,
+        api_key_id: "key-1".into(),
+        hints: vec![("region".into(), "eu".into())],
+        valid_until: None,
+        decisions: vec![decision("policy", "allow")],
+        created_at: now_ms(),
+    }
+}
+
+pub fn decision(kind: &str, outcome: &str) -> DecisionRecord {
+    DecisionRecord {
+        kind: kind.into(),
+        plugin: Some(format!("{kind}_plugin")),
+        version_hash: Some("ab".repeat(32)),
+        outcome: outcome.into(),
+        fallback_reason: None,
+        at: now_ms(),
+    }
+}
+
+pub async fn round_trips_every_field(store: Arc<dyn Store>) {
+    let tx = new_tx("t1");
+    store.insert(&tx).await.unwrap();
+    let got = store.get("t1").await.unwrap().expect("inserted");
+    assert_eq!(got.status, TxStatus::Pending);
+    assert_eq!((got.to, got.value, got.data.clone()), (tx.to, tx.value, tx.data.clone()));
+    assert_eq!((got.gas_limit, got.speed, got.chain_id), (Some(21_000), Speed::Fast, 31337));
+    assert_eq!((got.hints.clone(), got.decisions.clone()), (tx.hints.clone(), tx.decisions.clone()));
+    assert_eq!((got.nonce, got.relayer_id.clone(), got.hash.clone()), (None, None, None));
+    assert!(store.get("missing").await.unwrap().is_none());
+
+    let deploy = NewTransaction { to: None, gas_limit: None, data: vec![], ..new_tx("t2") };
+    store.insert(&deploy).await.unwrap();
+    let got = store.get("t2").await.unwrap().unwrap();
+    assert_eq!((got.to, got.gas_limit, got.data), (None, None, vec![]));
+}
+
+pub async fn refuses_a_duplicate_id_and_keeps_the_first(store: Arc<dyn Store>) {
+    store.insert(&new_tx("dup")).await.unwrap();
+    let second = NewTransaction { api_key_id: "other".into(), ..new_tx("dup") };
+    assert!(matches!(store.insert(&second).await, Err(StoreError::Duplicate(id)) if id == "dup"));
+    assert_eq!(store.get("dup").await.unwrap().unwrap().api_key_id, "key-1");
+}
+
+pub async fn assigns_contiguous_nonces_once_each(store: Arc<dyn Store>) {
+    for i in 0..5 {
+        store.insert(&new_tx(&format!("n{i}"))).await.unwrap();
+    }
+    store.sync_lane("r1", 7).await.unwrap();
+    let mut nonces = Vec::new();
+    for i in 0..5 {
+        let a = store.assign_nonce(&format!("n{i}"), "r1", &decision("selector", "chosen r1")).await.unwrap();
+        assert!(a.fresh);
+        nonces.push(a.nonce);
+    }
+    assert_eq!(nonces, vec![7, 8, 9, 10, 11]);
+
+    // A redelivery keeps the nonce and relayer it was given.
+    let again = store.assign_nonce("n2", "r2", &decision("selector", "chosen r2")).await.unwrap();
+    assert_eq!((again.nonce, again.fresh), (9, false));
+    let tx = store.get("n2").await.unwrap().unwrap();
+    assert_eq!((tx.relayer_id.as_deref(), tx.nonce), (Some("r1"), Some(9)));
+    assert_eq!(tx.decisions.len(), 2, "the redelivery's decision is not recorded twice");
+    assert_eq!(store.by_nonce("r1", 9).await.unwrap().unwrap().id, "n2");
+    assert!(store.by_nonce("r2", 9).await.unwrap().is_none());
+    assert!(matches!(store.assign_nonce("nope", "r1", &decision("selector", "x")).await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn concurrent_assignments_never_share_a_nonce(store: Arc<dyn Store>) {
+    let n = 64;
+    for i in 0..n {
+        store.insert(&new_tx(&format!("c{i}"))).await.unwrap();
+    }
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.assign_nonce(&format!("c{i}"), "lane", &decision("selector", "chosen lane")).await.unwrap().nonce
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for task in tasks {
+        assert!(seen.insert(task.await.unwrap()), "a nonce was assigned twice");
+    }
+    assert_eq!(seen, (0..n as u64).collect::<HashSet<_>>());
+}
+
+pub async fn sync_lane_never_reissues_an_assigned_nonce(store: Arc<dyn Store>) {
+    for i in 0..3 {
+        store.insert(&new_tx(&format!("s{i}"))).await.unwrap();
+        store.assign_nonce(&format!("s{i}"), "r", &decision("selector", "r")).await.unwrap();
+    }
+    // The chain has seen only nonce 0; 1 and 2 are assigned and unfinished.
+    assert_eq!(store.sync_lane("r", 1).await.unwrap(), 3);
+    // Once they are final, the chain's pending nonce rules.
+    for i in 0..3 {
+        store.set_status(&format!("s{i}"), TxStatus::Confirmed, None).await.unwrap();
+    }
+    assert_eq!(store.sync_lane("r", 3).await.unwrap(), 3);
+    assert_eq!(store.sync_lane("fresh", 42).await.unwrap(), 42);
+}
+
+pub async fn records_attempts_and_the_decision_trail(store: Arc<dyn Store>) {
+    store.insert(&new_tx("a")).await.unwrap();
+    let nonce = store.assign_nonce("a", "r", &decision("selector", "chosen r")).await.unwrap().nonce;
+    let first = Attempt {
+        attempt: 1,
+        hash: format!("0x{}", "1".repeat(64)),
+        nonce,
+        max_fee: U256::from(3_000_000_000u64),
+        priority_fee: U256::from(1_000_000_000u64),
+        gas_limit: 21_000,
+        sent_at: now_ms(),
+    };
+    store.record_attempt("a", &first, &decision("fee", "max_fee=3 gwei"), TxStatus::Submitted).await.unwrap();
+    let second = Attempt { attempt: 2, hash: format!("0x{}", "2".repeat(64)), ..first.clone() };
+    store.record_attempt("a", &second, &decision("fee", "bumped"), TxStatus::Submitted).await.unwrap();
+
+    let tx = store.get("a").await.unwrap().unwrap();
+    assert_eq!(tx.status, TxStatus::Submitted);
+    assert_eq!(tx.attempts, vec![first.clone(), second.clone()]);
+    assert_eq!(tx.hash, Some(second.hash));
+    assert_eq!(tx.max_fee, Some(first.max_fee));
+    assert_eq!(tx.sent_at, Some(first.sent_at), "sent_at is the first send");
+    let kinds: Vec<&str> = tx.decisions.iter().map(|d| d.kind.as_str()).collect();
+    assert_eq!(kinds, ["policy", "selector", "fee", "fee"]);
+
+    assert_eq!(store.in_flight(10).await.unwrap().len(), 1);
+    store.set_status("a", TxStatus::Confirmed, None).await.unwrap();
+    let tx = store.get("a").await.unwrap().unwrap();
+    assert!(tx.confirmed_at.is_some());
+    assert!(store.in_flight(10).await.unwrap().is_empty());
+    store.set_status("a", TxStatus::Failed, Some("reverted")).await.unwrap();
+    assert_eq!(store.get("a").await.unwrap().unwrap().status_reason.as_deref(), Some("reverted"));
+    assert!(matches!(store.set_status("zz", TxStatus::Failed, None).await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn lists_a_relayers_transactions_newest_first(store: Arc<dyn Store>) {
+    let base = now_ms();
+    for i in 0..5 {
+        let tx = NewTransaction { relayer_id: Some("r".into()), created_at: base + i, ..new_tx(&format!("l{i}")) };
+        store.insert(&tx).await.unwrap();
+    }
+    store.insert(&NewTransaction { relayer_id: Some("other".into()), ..new_tx("o") }).await.unwrap();
+    let first = store.list("r", 1, 2).await.unwrap();
+    assert_eq!(first.total, 5);
+    let ids: Vec<&str> = first.items.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["l4", "l3"]);
+    let last = store.list("r", 3, 2).await.unwrap();
+    assert_eq!(last.items.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["l0"]);
+    assert!(store.list("r", 4, 2).await.unwrap().items.is_empty());
+    assert_eq!(store.list("nobody", 1, 10).await.unwrap().total, 0);
+    assert_eq!(store.unfinished("r").await.unwrap().len(), 5);
+}
+
+pub async fn counts_pending_per_relayer(store: Arc<dyn Store>) {
+    for i in 0..3 {
+        store.insert(&new_tx(&format!("p{i}"))).await.unwrap();
+        store.assign_nonce(&format!("p{i}"), "r", &decision("selector", "r")).await.unwrap();
+        store.set_status(&format!("p{i}"), TxStatus::Submitted, None).await.unwrap();
+    }
+    store.set_status("p0", TxStatus::Confirmed, None).await.unwrap();
+    let counts = store.relayer_counts("r").await.unwrap();
+    assert_eq!(counts.pending, 2);
+    assert!(counts.last_confirmed_at.is_some());
+    assert_eq!(store.relayer_counts("idle").await.unwrap().pending, 0);
+}
+
+/// Runs every case, each on a database from `fresh`.
+#[macro_export]
+macro_rules! store_suite {
+    ($fresh:expr) => {
+        $crate::store_suite!(@cases $fresh;
+            round_trips_every_field,
+            refuses_a_duplicate_id_and_keeps_the_first,
+            assigns_contiguous_nonces_once_each,
+            concurrent_assignments_never_share_a_nonce,
+            sync_lane_never_reissues_an_assigned_nonce,
+            records_attempts_and_the_decision_trail,
+            lists_a_relayers_transactions_newest_first,
+            counts_pending_per_relayer,
+        );
+    };
+    (@cases $fresh:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store = $fresh.await;
+                support::store_suite::$case(store).await;
+            }
+        )*
+    };
+}
