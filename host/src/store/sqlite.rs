@@ -204,9 +204,7 @@ impl Store for SqliteStore {
             .execute(&mut *dbtx)
             .await
             .map_err(db)?;
-        if touched.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
+        found(&touched, id)?;
         let (nonce, decisions): (Option<i64>, String) =
             sqlx::query_as("SELECT nonce, decisions FROM transactions WHERE id = ?")
                 .bind(id)
@@ -306,9 +304,7 @@ impl Store for SqliteStore {
         .execute(&mut *dbtx)
         .await
         .map_err(db)?;
-        if touched.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
+        found(&touched, id)?;
         append_decision(&mut dbtx, id, decision).await?;
         sqlx::query(
             "INSERT INTO attempts (transaction_id, attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at)
@@ -347,10 +343,7 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        if touched.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
-        Ok(())
+        found(&touched, id)
     }
 
     async fn add_decision(&self, id: &str, decision: &DecisionRecord) -> Result<(), StoreError> {
@@ -416,10 +409,7 @@ async fn append_decision(
             .execute(&mut **dbtx)
             .await
             .map_err(db)?;
-    if touched.rows_affected() == 0 {
-        return Err(StoreError::NotFound(id.to_string()));
-    }
-    Ok(())
+    found(&touched, id)
 }
 
 fn tx_from_row(row: &SqliteRow) -> Result<Transaction, StoreError> {
@@ -481,6 +471,14 @@ fn get<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
     column: &str,
 ) -> Result<T, StoreError> {
     row.try_get(column).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
+/// `NotFound` when a statement about transaction `id` touched no row.
+fn found(done: &sqlx::sqlite::SqliteQueryResult, id: &str) -> Result<(), StoreError> {
+    match done.rows_affected() {
+        0 => Err(StoreError::NotFound(id.to_string())),
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn db(e: sqlx::Error) -> StoreError {
