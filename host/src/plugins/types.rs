@@ -77,6 +77,28 @@ pub enum Speed {
     Fastest,
 }
 
+impl Speed {
+    pub const ALL: [Speed; 4] = [Speed::SafeLow, Speed::Average, Speed::Fast, Speed::Fastest];
+
+    /// The name the API and the database use (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Speed::SafeLow => "safe_low",
+            Speed::Average => "average",
+            Speed::Fast => "fast",
+            Speed::Fastest => "fastest",
+        }
+    }
+}
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Speed::ALL.into_iter().find(|speed| speed.as_str() == s).ok_or_else(|| format!("unknown speed `{s}`"))
+    }
+}
+
 /// A relay request, as plugins see it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TxRequest {
@@ -168,4 +190,18 @@ pub struct FeeQuote {
 pub enum FeeDecision {
     Quote(FeeQuote),
     CannotBump(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speed_names_are_the_serde_names() {
+        for speed in Speed::ALL {
+            assert_eq!(serde_json::to_string(&speed).unwrap(), format!("\"{}\"", speed.as_str()));
+            assert_eq!(speed.as_str().parse::<Speed>(), Ok(speed));
+        }
+        assert!("turbo".parse::<Speed>().is_err());
+    }
 }

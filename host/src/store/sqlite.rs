@@ -18,7 +18,6 @@ use super::{
     Attempt, DecisionRecord, NewTransaction, NonceAssignment, Page, RelayerCounts, Store, StoreError, Transaction,
     TxStatus, now_ms,
 };
-use crate::plugins::Speed;
 
 /// The file inside the data directory.
 pub const DATABASE_FILE: &str = "switchyard.db";
@@ -134,7 +133,7 @@ impl Store for SqliteStore {
         .bind(tx.value.to_string())
         .bind(&tx.data)
         .bind(tx.gas_limit.map(to_i64).transpose()?)
-        .bind(speed_str(tx.speed))
+        .bind(tx.speed.as_str())
         .bind(&tx.api_key_id)
         .bind(json(&tx.hints)?)
         .bind(tx.valid_until)
@@ -428,7 +427,7 @@ fn tx_from_row(row: &SqliteRow) -> Result<Transaction, StoreError> {
         value: parse_u256(&get::<String>(row, "value")?).map_err(|e| corrupt("value", e))?,
         data: get(row, "data")?,
         gas_limit: get::<Option<i64>>(row, "gas_limit")?.map(from_i64).transpose()?,
-        speed: parse_speed(&speed).map_err(|e| corrupt("speed", e))?,
+        speed: speed.parse().map_err(|e| corrupt("speed", e))?,
         api_key_id: get(row, "api_key_id")?,
         hints: from_json(&get::<String>(row, "hints")?, "hints")?,
         valid_until: get(row, "valid_until")?,
@@ -508,20 +507,4 @@ fn from_i64(v: i64) -> Result<u64, StoreError> {
 
 fn parse_u256(s: &str) -> Result<U256, String> {
     U256::from_str_radix(s, 10).map_err(|e| format!("`{s}` is not a decimal amount: {e}"))
-}
-
-pub(crate) fn speed_str(speed: Speed) -> &'static str {
-    match speed {
-        Speed::SafeLow => "safe_low",
-        Speed::Average => "average",
-        Speed::Fast => "fast",
-        Speed::Fastest => "fastest",
-    }
-}
-
-pub(crate) fn parse_speed(s: &str) -> Result<Speed, String> {
-    [Speed::SafeLow, Speed::Average, Speed::Fast, Speed::Fastest]
-        .into_iter()
-        .find(|speed| speed_str(*speed) == s)
-        .ok_or_else(|| format!("unknown speed `{s}`"))
 }
