@@ -8,11 +8,11 @@ pub mod sqlite;
 use std::fmt;
 use std::str::FromStr;
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::U256;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::plugins::Speed;
+use crate::plugins::TxRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -128,17 +128,10 @@ pub struct Attempt {
 /// What is persisted when a request is accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewTransaction {
-    pub id: String,
+    /// The request as plugins see it; `request.id` is the transaction's id.
+    pub request: TxRequest,
     /// Set when the client chose the relayer; `None` lets the selector choose.
     pub relayer_id: Option<String>,
-    pub chain_id: u64,
-    pub to: Option<Address>,
-    pub value: U256,
-    pub data: Vec<u8>,
-    pub gas_limit: Option<u64>,
-    pub speed: Speed,
-    pub api_key_id: String,
-    pub hints: Vec<(String, String)>,
     pub valid_until: Option<i64>,
     /// The policy decision made at submission.
     pub decisions: Vec<DecisionRecord>,
@@ -147,18 +140,12 @@ pub struct NewTransaction {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transaction {
-    pub id: String,
+    /// The request as plugins see it; its gas limit is the estimate once the
+    /// transaction has been sent.
+    pub request: TxRequest,
     pub relayer_id: Option<String>,
-    pub chain_id: u64,
     pub status: TxStatus,
     pub status_reason: Option<String>,
-    pub to: Option<Address>,
-    pub value: U256,
-    pub data: Vec<u8>,
-    pub gas_limit: Option<u64>,
-    pub speed: Speed,
-    pub api_key_id: String,
-    pub hints: Vec<(String, String)>,
     pub valid_until: Option<i64>,
     pub nonce: Option<u64>,
     pub hash: Option<String>,
@@ -170,6 +157,12 @@ pub struct Transaction {
     pub updated_at: i64,
     pub sent_at: Option<i64>,
     pub confirmed_at: Option<i64>,
+}
+
+impl Transaction {
+    pub fn id(&self) -> &str {
+        &self.request.id
+    }
 }
 
 /// A page of a relayer's transactions, newest first.

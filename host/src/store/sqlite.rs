@@ -18,6 +18,7 @@ use super::{
     Attempt, DecisionRecord, NewTransaction, NonceAssignment, Page, RelayerCounts, Store, StoreError, Transaction,
     TxStatus, now_ms,
 };
+use crate::plugins::TxRequest;
 
 /// The file inside the data directory.
 pub const DATABASE_FILE: &str = "switchyard.db";
@@ -89,7 +90,7 @@ impl SqliteStore {
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let mut tx = tx_from_row(row)?;
-            tx.attempts = self.attempts(&tx.id).await?;
+            tx.attempts = self.attempts(tx.id()).await?;
             out.push(tx);
         }
         Ok(out)
@@ -126,16 +127,16 @@ impl Store for SqliteStore {
                  api_key_id, hints, valid_until, decisions, created_at, updated_at)
              VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(&tx.id)
+        .bind(&tx.request.id)
         .bind(&tx.relayer_id)
-        .bind(to_i64(tx.chain_id)?)
-        .bind(tx.to.map(|a| a.to_string()))
-        .bind(tx.value.to_string())
-        .bind(&tx.data)
-        .bind(tx.gas_limit.map(to_i64).transpose()?)
-        .bind(tx.speed.as_str())
-        .bind(&tx.api_key_id)
-        .bind(json(&tx.hints)?)
+        .bind(to_i64(tx.request.chain_id)?)
+        .bind(tx.request.to.map(|a| a.to_string()))
+        .bind(tx.request.value.to_string())
+        .bind(&tx.request.data)
+        .bind(tx.request.gas_limit.map(to_i64).transpose()?)
+        .bind(tx.request.speed.as_str())
+        .bind(&tx.request.api_key_id)
+        .bind(json(&tx.request.hints)?)
         .bind(tx.valid_until)
         .bind(json(&tx.decisions)?)
         .bind(tx.created_at)
@@ -144,12 +145,12 @@ impl Store for SqliteStore {
         .await;
         match inserted {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(StoreError::Duplicate(tx.id.clone()));
+                return Err(StoreError::Duplicate(tx.request.id.clone()));
             }
             other => other.map_err(db)?,
         };
         sqlx::query("INSERT INTO outbox (transaction_id, state, available_at, created_at) VALUES (?, 'queued', ?, ?)")
-            .bind(&tx.id)
+            .bind(&tx.request.id)
             .bind(tx.created_at)
             .bind(tx.created_at)
             .execute(&mut *dbtx)
@@ -413,39 +414,39 @@ async fn append_decision(
 
 fn tx_from_row(row: &SqliteRow) -> Result<Transaction, StoreError> {
     let id: String = get(row, "id")?;
-    let corrupt = |what: &str, e: String| StoreError::Corrupt(format!("transaction {id}: {what}: {e}"));
-    let status: String = get(row, "status")?;
-    let speed: String = get(row, "speed")?;
-    Ok(Transaction {
-        relayer_id: get(row, "relayer_id")?,
+    let corrupt = |column: &str, e: String| StoreError::Corrupt(format!("transaction {id}: {column}: {e}"));
+    let amount = |column: &str| -> Result<Option<U256>, StoreError> {
+        get::<Option<String>>(row, column)?.map(|v| parse_u256(&v).map_err(|e| corrupt(column, e))).transpose()
+    };
+    let request = TxRequest {
         chain_id: from_i64(get(row, "chain_id")?)?,
-        status: status.parse().map_err(|e| corrupt("status", e))?,
-        status_reason: get(row, "status_reason")?,
         to: get::<Option<String>>(row, "to_address")?
             .map(|a| Address::from_str(&a).map_err(|e| corrupt("to_address", e.to_string())))
             .transpose()?,
-        value: parse_u256(&get::<String>(row, "value")?).map_err(|e| corrupt("value", e))?,
+        value: amount("value")?.ok_or_else(|| corrupt("value", "NULL".into()))?,
         data: get(row, "data")?,
         gas_limit: get::<Option<i64>>(row, "gas_limit")?.map(from_i64).transpose()?,
-        speed: speed.parse().map_err(|e| corrupt("speed", e))?,
+        speed: get::<String>(row, "speed")?.parse().map_err(|e| corrupt("speed", e))?,
         api_key_id: get(row, "api_key_id")?,
         hints: from_json(&get::<String>(row, "hints")?, "hints")?,
+        id: id.clone(),
+    };
+    Ok(Transaction {
+        relayer_id: get(row, "relayer_id")?,
+        status: get::<String>(row, "status")?.parse().map_err(|e| corrupt("status", e))?,
+        status_reason: get(row, "status_reason")?,
         valid_until: get(row, "valid_until")?,
         nonce: get::<Option<i64>>(row, "nonce")?.map(from_i64).transpose()?,
         hash: get(row, "hash")?,
-        max_fee: get::<Option<String>>(row, "max_fee")?
-            .map(|v| parse_u256(&v).map_err(|e| corrupt("max_fee", e)))
-            .transpose()?,
-        priority_fee: get::<Option<String>>(row, "priority_fee")?
-            .map(|v| parse_u256(&v).map_err(|e| corrupt("priority_fee", e)))
-            .transpose()?,
+        max_fee: amount("max_fee")?,
+        priority_fee: amount("priority_fee")?,
         decisions: from_json(&get::<String>(row, "decisions")?, "decisions")?,
         attempts: Vec::new(),
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
         sent_at: get(row, "sent_at")?,
         confirmed_at: get(row, "confirmed_at")?,
-        id,
+        request,
     })
 }
 

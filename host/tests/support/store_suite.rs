@@ -6,21 +6,23 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use alloy_primitives::{Address, U256};
-use switchyard::plugins::Speed;
+use switchyard::plugins::{Speed, TxRequest};
 use switchyard::store::{Attempt, DecisionRecord, NewTransaction, Store, StoreError, TxStatus, now_ms};
 
 pub fn new_tx(id: &str) -> NewTransaction {
     NewTransaction {
-        id: id.to_string(),
+        request: TxRequest {
+            id: id.to_string(),
+            chain_id: 31337,
+            to: Some(Address::repeat_byte(0x11)),
+            value: U256::from(10u64).pow(U256::from(30u64)),
+            data: vec![0xde, 0xad, 0xbe, 0xef],
+            gas_limit: Some(21_000),
+            speed: Speed::Fast,
+            api_key_id: "key-1".into(),
+            hints: vec![("region".into(), "eu".into())],
+        },
         relayer_id: None,
-        chain_id: 31337,
-        to: Some(Address::repeat_byte(0x11)),
-        value: U256::from(10u64).pow(U256::from(30u64)),
-        data: vec![0xde, 0xad, 0xbe, 0xef],
-        gas_limit: Some(21_000),
-        speed: Speed::Fast,
-        api_key_id: "key-1".into(),
-        hints: vec![("region".into(), "eu".into())],
         valid_until: None,
         decisions: vec![decision("policy", "allow")],
         created_at: now_ms(),
@@ -43,23 +45,23 @@ pub async fn round_trips_every_field(store: Arc<dyn Store>) {
     store.insert(&tx).await.unwrap();
     let got = store.get("t1").await.unwrap().expect("inserted");
     assert_eq!(got.status, TxStatus::Pending);
-    assert_eq!((got.to, got.value, got.data.clone()), (tx.to, tx.value, tx.data.clone()));
-    assert_eq!((got.gas_limit, got.speed, got.chain_id), (Some(21_000), Speed::Fast, 31337));
-    assert_eq!((got.hints.clone(), got.decisions.clone()), (tx.hints.clone(), tx.decisions.clone()));
+    assert_eq!(got.request, tx.request, "every request field round-trips");
+    assert_eq!(got.decisions, tx.decisions);
     assert_eq!((got.nonce, got.relayer_id.clone(), got.hash.clone()), (None, None, None));
     assert!(store.get("missing").await.unwrap().is_none());
 
-    let deploy = NewTransaction { to: None, gas_limit: None, data: vec![], ..new_tx("t2") };
+    let mut deploy = new_tx("t2");
+    (deploy.request.to, deploy.request.gas_limit, deploy.request.data) = (None, None, vec![]);
     store.insert(&deploy).await.unwrap();
-    let got = store.get("t2").await.unwrap().unwrap();
-    assert_eq!((got.to, got.gas_limit, got.data), (None, None, vec![]));
+    assert_eq!(store.get("t2").await.unwrap().unwrap().request, deploy.request);
 }
 
 pub async fn refuses_a_duplicate_id_and_keeps_the_first(store: Arc<dyn Store>) {
     store.insert(&new_tx("dup")).await.unwrap();
-    let second = NewTransaction { api_key_id: "other".into(), ..new_tx("dup") };
+    let mut second = new_tx("dup");
+    second.request.api_key_id = "other".into();
     assert!(matches!(store.insert(&second).await, Err(StoreError::Duplicate(id)) if id == "dup"));
-    assert_eq!(store.get("dup").await.unwrap().unwrap().api_key_id, "key-1");
+    assert_eq!(store.get("dup").await.unwrap().unwrap().request.api_key_id, "key-1");
 }
 
 pub async fn assigns_contiguous_nonces_once_each(store: Arc<dyn Store>) {
@@ -81,7 +83,7 @@ pub async fn assigns_contiguous_nonces_once_each(store: Arc<dyn Store>) {
     let tx = store.get("n2").await.unwrap().unwrap();
     assert_eq!((tx.relayer_id.as_deref(), tx.nonce), (Some("r1"), Some(9)));
     assert_eq!(tx.decisions.len(), 2, "the redelivery's decision is not recorded twice");
-    assert_eq!(store.by_nonce("r1", 9).await.unwrap().unwrap().id, "n2");
+    assert_eq!(store.by_nonce("r1", 9).await.unwrap().unwrap().id(), "n2");
     assert!(store.by_nonce("r2", 9).await.unwrap().is_none());
     assert!(matches!(store.assign_nonce("nope", "r1", &decision("selector", "x")).await, Err(StoreError::NotFound(_))));
 }
@@ -165,10 +167,10 @@ pub async fn lists_a_relayers_transactions_newest_first(store: Arc<dyn Store>) {
     store.insert(&NewTransaction { relayer_id: Some("other".into()), ..new_tx("o") }).await.unwrap();
     let first = store.list("r", 1, 2).await.unwrap();
     assert_eq!(first.total, 5);
-    let ids: Vec<&str> = first.items.iter().map(|t| t.id.as_str()).collect();
+    let ids: Vec<&str> = first.items.iter().map(|t| t.id()).collect();
     assert_eq!(ids, ["l4", "l3"]);
     let last = store.list("r", 3, 2).await.unwrap();
-    assert_eq!(last.items.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["l0"]);
+    assert_eq!(last.items.iter().map(|t| t.id()).collect::<Vec<_>>(), ["l0"]);
     assert!(store.list("r", 4, 2).await.unwrap().items.is_empty());
     assert_eq!(store.list("nobody", 1, 10).await.unwrap().total, 0);
     assert_eq!(store.unfinished("r").await.unwrap().len(), 5);
