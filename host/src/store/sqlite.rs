@@ -3,16 +3,19 @@
 //! a write statement, so SQLite takes its write lock at once and two
 //! connections never deadlock upgrading a read lock.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
 use async_trait::async_trait;
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{
     Attempt, DecisionRecord, NewTransaction, NonceAssignment, Page, RelayerCounts, Store, StoreError, Transaction,
@@ -74,33 +77,36 @@ impl SqliteStore {
         &self.pool
     }
 
-    async fn attempts(&self, id: &str) -> Result<Vec<Attempt>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at
-             FROM attempts WHERE transaction_id = ? ORDER BY attempt",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(attempt_from_row).collect()
-    }
-
+    /// Decodes transaction rows and fills in their attempts, all fetched
+    /// in one query.
     async fn with_attempts(&self, rows: Vec<SqliteRow>) -> Result<Vec<Transaction>, StoreError> {
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut tx = tx_from_row(row)?;
-            tx.attempts = self.attempts(tx.id()).await?;
-            out.push(tx);
+        let mut txs = rows.iter().map(tx_from_row).collect::<Result<Vec<_>, _>>()?;
+        if txs.is_empty() {
+            return Ok(txs);
         }
-        Ok(out)
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT transaction_id, attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at
+             FROM attempts WHERE transaction_id IN (",
+        );
+        let mut ids = query.separated(", ");
+        for tx in &txs {
+            ids.push_bind(tx.id());
+        }
+        query.push(") ORDER BY attempt");
+        let mut attempts: HashMap<String, Vec<Attempt>> = HashMap::new();
+        for row in query.build().fetch_all(&self.pool).await.map_err(db)? {
+            attempts.entry(get(&row, "transaction_id")?).or_default().push(attempt_from_row(&row)?);
+        }
+        for tx in &mut txs {
+            tx.attempts = attempts.remove(tx.id()).unwrap_or_default();
+        }
+        Ok(txs)
     }
 
-    async fn one(&self, sql: &'static str, binds: (&str, Option<i64>)) -> Result<Option<Transaction>, StoreError> {
-        let mut query = sqlx::query(sql).bind(binds.0);
-        if let Some(n) = binds.1 {
-            query = query.bind(n);
-        }
+    async fn first<'q>(
+        &self,
+        query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    ) -> Result<Option<Transaction>, StoreError> {
         let row = query.fetch_optional(&self.pool).await.map_err(db)?;
         Ok(self.with_attempts(row.into_iter().collect()).await?.pop())
     }
@@ -160,7 +166,7 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
-        self.one(select_tx!("FROM transactions WHERE id = ?"), (id, None)).await
+        self.first(sqlx::query(select_tx!("FROM transactions WHERE id = ?")).bind(id)).await
     }
 
     async fn list(&self, relayer_id: &str, page: u32, per_page: u32) -> Result<Page, StoreError> {
@@ -185,8 +191,8 @@ impl Store for SqliteStore {
     }
 
     async fn by_nonce(&self, relayer_id: &str, nonce: u64) -> Result<Option<Transaction>, StoreError> {
-        self.one(select_tx!("FROM transactions WHERE relayer_id = ? AND nonce = ?"), (relayer_id, Some(to_i64(nonce)?)))
-            .await
+        let query = sqlx::query(select_tx!("FROM transactions WHERE relayer_id = ? AND nonce = ?"));
+        self.first(query.bind(relayer_id).bind(to_i64(nonce)?)).await
     }
 
     async fn assign_nonce(
@@ -205,12 +211,11 @@ impl Store for SqliteStore {
             .await
             .map_err(db)?;
         found(&touched, id)?;
-        let (nonce, decisions): (Option<i64>, String) =
-            sqlx::query_as("SELECT nonce, decisions FROM transactions WHERE id = ?")
-                .bind(id)
-                .fetch_one(&mut *dbtx)
-                .await
-                .map_err(db)?;
+        let nonce: Option<i64> = sqlx::query_scalar("SELECT nonce FROM transactions WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut *dbtx)
+            .await
+            .map_err(db)?;
         if let Some(nonce) = nonce {
             dbtx.rollback().await.map_err(db)?;
             return Ok(NonceAssignment { nonce: from_i64(nonce)?, fresh: false });
@@ -232,16 +237,14 @@ impl Store for SqliteStore {
         .fetch_one(&mut *dbtx)
         .await
         .map_err(db)?;
-        let mut trail: Vec<DecisionRecord> = from_json(&decisions, "decisions")?;
-        trail.push(decision.clone());
-        sqlx::query("UPDATE transactions SET relayer_id = ?, nonce = ?, decisions = ? WHERE id = ?")
+        sqlx::query("UPDATE transactions SET relayer_id = ?, nonce = ? WHERE id = ?")
             .bind(relayer_id)
             .bind(nonce)
-            .bind(json(&trail)?)
             .bind(id)
             .execute(&mut *dbtx)
             .await
             .map_err(db)?;
+        append_decision(&mut dbtx, id, decision).await?;
         dbtx.commit().await.map_err(db)?;
         Ok(NonceAssignment { nonce: from_i64(nonce)?, fresh: true })
     }

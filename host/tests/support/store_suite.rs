@@ -142,13 +142,24 @@ pub async fn records_attempts_and_the_decision_trail(store: Arc<dyn Store>) {
     let tx = store.get("a").await.unwrap().unwrap();
     assert_eq!(tx.status, TxStatus::Submitted);
     assert_eq!(tx.attempts, vec![first.clone(), second.clone()]);
-    assert_eq!(tx.hash, Some(second.hash));
+    assert_eq!(tx.hash, Some(second.hash.clone()));
     assert_eq!(tx.max_fee, Some(first.max_fee));
     assert_eq!(tx.sent_at, Some(first.sent_at), "sent_at is the first send");
     let kinds: Vec<&str> = tx.decisions.iter().map(|d| d.kind.as_str()).collect();
     assert_eq!(kinds, ["policy", "selector", "fee", "fee"]);
 
-    assert_eq!(store.in_flight(10).await.unwrap().len(), 1);
+    // Each transaction of a batch gets its own attempts.
+    store.insert(&new_tx("b")).await.unwrap();
+    let b_nonce = store.assign_nonce("b", "r", &decision("selector", "chosen r")).await.unwrap().nonce;
+    let b_first = Attempt { hash: format!("0x{}", "3".repeat(64)), nonce: b_nonce, ..first.clone() };
+    store.record_attempt("b", &b_first, &decision("fee", "quote"), TxStatus::Submitted).await.unwrap();
+    let mut watched = store.in_flight(10).await.unwrap();
+    watched.sort_by(|x, y| x.id().cmp(y.id()));
+    assert_eq!(
+        watched.iter().map(|t| t.attempts.clone()).collect::<Vec<_>>(),
+        [vec![first.clone(), second.clone()], vec![b_first]]
+    );
+    store.set_status("b", TxStatus::Confirmed, None).await.unwrap();
     store.set_status("a", TxStatus::Confirmed, None).await.unwrap();
     let tx = store.get("a").await.unwrap().unwrap();
     assert!(tx.confirmed_at.is_some());
