@@ -188,10 +188,10 @@ impl PluginState {
     }
 }
 
-/// The WASI context of a plugin call, capturing its stderr into `stderr`.
+/// The WASI context of a plugin call; its stderr is captured into `stderr`.
 fn plugin_wasi(stderr: &mut Option<MemoryOutputPipe>) -> WasiCtx {
-    let pipe = stderr.get_or_insert_with(|| MemoryOutputPipe::new(STDERR_CAPTURE));
-    WasiCtx::builder().stderr(pipe.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build()
+    let pipe = stderr.insert(MemoryOutputPipe::new(STDERR_CAPTURE)).clone();
+    WasiCtx::builder().stderr(pipe).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build()
 }
 
 /// A store for one plugin call, with its limits armed.

@@ -7,10 +7,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqlitePool;
+use sqlx::sqlite::{SqlitePool, SqliteQueryResult};
 
 use super::{Delivery, Queue, QueueError, QueueStats, RetryOutcome, RetryPolicy};
 use crate::store::now_ms;
+use crate::store::sqlite::unreachable;
 
 /// How often an idle `receive` looks for work.
 const POLL: Duration = Duration::from_millis(20);
@@ -71,11 +72,14 @@ fn parse_tag(tag: &str) -> Result<(i64, i64), QueueError> {
 }
 
 fn backend(e: sqlx::Error) -> QueueError {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            QueueError::Unavailable(e.to_string())
-        }
-        other => QueueError::Backend(other.to_string()),
+    if unreachable(&e) { QueueError::Unavailable(e.to_string()) } else { QueueError::Backend(e.to_string()) }
+}
+
+/// `Lost` when the statement found the delivery no longer held under its tag.
+fn held(done: &SqliteQueryResult, delivery: &Delivery) -> Result<(), QueueError> {
+    match done.rows_affected() {
+        0 => Err(QueueError::Lost(delivery.tag.clone())),
+        _ => Ok(()),
     }
 }
 
@@ -103,10 +107,7 @@ impl Queue for EmbeddedQueue {
             .execute(&self.pool)
             .await
             .map_err(backend)?;
-        if deleted.rows_affected() == 0 {
-            return Err(QueueError::Lost(delivery.tag.clone()));
-        }
-        Ok(())
+        held(&deleted, delivery)
     }
 
     async fn retry(&self, delivery: &Delivery, error: &str) -> Result<RetryOutcome, QueueError> {
@@ -125,9 +126,7 @@ impl Queue for EmbeddedQueue {
         .execute(&self.pool)
         .await
         .map_err(backend)?;
-        if updated.rows_affected() == 0 {
-            return Err(QueueError::Lost(delivery.tag.clone()));
-        }
+        held(&updated, delivery)?;
         Ok(if dead { RetryOutcome::DeadLettered } else { RetryOutcome::Requeued(delay) })
     }
 

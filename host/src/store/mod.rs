@@ -184,7 +184,7 @@ pub struct NonceAssignment {
 /// selector's candidates.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RelayerCounts {
-    /// Assigned a nonce and not yet final: what the chain has yet to mine.
+    /// Sent or submitted and not yet mined.
     pub pending: u64,
     pub last_confirmed_at: Option<i64>,
 }

@@ -484,13 +484,13 @@ fn found(done: &sqlx::sqlite::SqliteQueryResult, id: &str) -> Result<(), StoreEr
     }
 }
 
-pub(crate) fn db(e: sqlx::Error) -> StoreError {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Unavailable(e.to_string())
-        }
-        other => StoreError::Database(other.to_string()),
-    }
+/// The database could not be reached, as opposed to refusing a statement.
+pub(crate) fn unreachable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+}
+
+fn db(e: sqlx::Error) -> StoreError {
+    if unreachable(&e) { StoreError::Unavailable(e.to_string()) } else { StoreError::Database(e.to_string()) }
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
