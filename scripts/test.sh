@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: the README's test command, and what CI runs.
-# Installs what a fresh machine lacks (the wasm32-wasip2 toolchain); every
-# step is cheap when already done.
+# Installs what a fresh machine lacks (the wasm32-wasip2 toolchain, the npm
+# tools: anvil and OpenZeppelin's relayer SDK); every step is cheap when
+# already done.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -11,6 +12,9 @@ step "wasm32-wasip2 toolchain"
 eval "$(bash scripts/wasm-toolchain.sh --print-env)"
 wasm_cargo=(cargo)
 [ -n "${WASM_RUST_TOOLCHAIN:-}" ] && wasm_cargo=(cargo "+$WASM_RUST_TOOLCHAIN")
+
+step "npm tools (anvil, @openzeppelin/relayer-sdk)"
+bash scripts/npm-tools.sh
 
 step "formatting"
 cargo fmt --all --check

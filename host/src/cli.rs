@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::Config;
 use crate::plugins::{self, EngineSettings, Limits, PluginKind};
 
 #[derive(Debug, Parser)]
@@ -18,6 +19,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the relay: the REST API, the queue workers and the watcher. With
+    /// no RPC URL configured, starts a local dev chain (anvil) and relays
+    /// with its funded dev keys.
+    Serve {
+        /// The TOML config file; `SWITCHYARD_*` environment variables
+        /// override it (`SWITCHYARD_NETWORK__CONFIRMATIONS=3`).
+        #[arg(long, env = "SWITCHYARD_CONFIG")]
+        config: Option<PathBuf>,
+        /// The API's address (overrides `listen`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Build, check and test routing plugins (selector, policy, fee).
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -67,6 +80,15 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve { config: file, listen } => {
+            let mut config = Config::load_with_env(file.as_deref(), std::env::vars())?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(crate::serve::serve(config, file))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plugin(PluginCommand::Check { path, kind, config, timeout_ms, memory_mib }) => {
             let limits =
                 Limits { timeout: Duration::from_millis(timeout_ms), memory_bytes: (memory_mib as usize) << 20 };

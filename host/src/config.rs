@@ -3,12 +3,14 @@
 //! whatever directory it is started from.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::plugins::{EngineSettings, Limits, PluginKind};
+use crate::queue::RetryPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -25,22 +27,166 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// The REST API's address.
+    pub listen: SocketAddr,
+    /// The bearer token every API call but health and ready must carry.
+    /// When unset, `serve` generates one and prints it.
+    pub api_key: Option<String>,
     /// Where the embedded default keeps its state.
-    #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
-    #[serde(default)]
+    /// The chain's JSON-RPC endpoint. When unset, `serve` starts a local dev
+    /// chain (anvil) and relays with its funded dev keys.
+    pub rpc_url: Option<String>,
+    pub network: NetworkConfig,
+    pub relayers: Vec<RelayerConfig>,
+    pub queue: QueueConfig,
+    pub http: HttpConfig,
     pub plugins: PluginsConfig,
-}
-
-fn default_data_dir() -> PathBuf {
-    PathBuf::from("data")
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { data_dir: default_data_dir(), plugins: PluginsConfig::default() }
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api_key: None,
+            data_dir: PathBuf::from("data"),
+            rpc_url: None,
+            network: NetworkConfig::default(),
+            relayers: Vec::new(),
+            queue: QueueConfig::default(),
+            http: HttpConfig::default(),
+            plugins: PluginsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// The name clients see as each relayer's `network`.
+    pub name: String,
+    /// Checked against the chain's at start when set.
+    pub chain_id: Option<u64>,
+    /// Blocks on top of the including one before a transaction is confirmed
+    /// (1: confirmed once mined).
+    pub confirmations: u64,
+    /// How often the watcher polls for receipts and relayer stats refresh.
+    pub poll_interval_ms: u64,
+    /// Headroom added to `eth_estimateGas`, in basis points (12000 = +20%).
+    pub gas_limit_buffer_bps: u32,
+    /// Blocks of `eth_feeHistory` the fee plugin sees.
+    pub fee_history_blocks: u64,
+    /// The most any transaction may pay per gas, in wei (decimal string).
+    pub max_fee_cap: String,
+    /// Each JSON-RPC call's deadline.
+    pub rpc_timeout_ms: u64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            name: "localhost".into(),
+            chain_id: None,
+            confirmations: 1,
+            poll_interval_ms: 500,
+            gas_limit_buffer_bps: 12_000,
+            fee_history_blocks: 10,
+            max_fee_cap: "1000000000000".into(), // 1000 gwei
+            rpc_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// One relayer of the pool: an address with its own key and nonce lane.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RelayerConfig {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub key: KeySource,
+    /// The selector's weight for this relayer.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Shown to the selector (e.g. `region = "eu"`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// A paused relayer takes no new transactions.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// Where a relayer's private key comes from: an encrypted keystore, or (for
+/// development) a raw hex key in an environment variable. Keys never sit in
+/// the config file itself.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeySource {
+    /// An Ethereum keystore (v3 JSON) file.
+    pub keystore: Option<PathBuf>,
+    /// The environment variable holding the keystore's password.
+    pub password_env: Option<String>,
+    /// The environment variable holding a raw hex private key.
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Deliveries of one transaction before it is dead-lettered.
+    pub max_deliveries: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    /// How long a worker holds a delivery before it is handed out again.
+    pub lease_ms: u64,
+    /// Deliveries worked on at once.
+    pub workers: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        let policy = RetryPolicy::default();
+        QueueConfig {
+            max_deliveries: policy.max_deliveries,
+            base_delay_ms: policy.base_delay.as_millis() as u64,
+            max_delay_ms: policy.max_delay.as_millis() as u64,
+            lease_ms: policy.lease.as_millis() as u64,
+            workers: 8,
+        }
+    }
+}
+
+impl QueueConfig {
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_deliveries: self.max_deliveries,
+            base_delay: Duration::from_millis(self.base_delay_ms),
+            max_delay: Duration::from_millis(self.max_delay_ms),
+            lease: Duration::from_millis(self.lease_ms),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A request that takes longer is answered 408.
+    pub timeout_ms: u64,
+    /// Larger request bodies are refused with 413.
+    pub body_limit_bytes: usize,
+    /// How long shutdown waits for in-flight requests and deliveries.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { timeout_ms: 30_000, body_limit_bytes: 64 * 1024, shutdown_grace_ms: 10_000 }
     }
 }
 
@@ -109,10 +255,49 @@ fn default_memory_mib() -> u32 {
     16
 }
 
+/// Top-level keys an environment variable may set: `SWITCHYARD_<KEY>`, with
+/// `__` between nested keys (`SWITCHYARD_NETWORK__CONFIRMATIONS=3`). Other
+/// `SWITCHYARD_*` variables belong to tools, not to the config.
+const ENV_KEYS: [&str; 8] = ["listen", "api_key", "data_dir", "rpc_url", "network", "queue", "http", "plugins"];
+/// Keys whose value is text even when it looks like a number.
+const ENV_STRING_KEYS: [&str; 5] = ["listen", "api_key", "rpc_url", "network.name", "network.max_fee_cap"];
+/// Keys holding paths: relative ones from the environment are taken from
+/// the current directory, not the config file's.
+const ENV_PATH_KEYS: [&str; 3] = ["data_dir", "plugins.dir", "plugins.cache_dir"];
+
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         Config::parse_file(path, &Config::read(path)?)
+    }
+
+    /// The file (if any) with `SWITCHYARD_*` variables from `env` on top.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (text, base, origin) = match path {
+            Some(path) => (Config::read(path)?, file_dir(path).to_path_buf(), path.display().to_string()),
+            None => (String::new(), std::env::current_dir().unwrap_or_default(), "defaults".to_string()),
+        };
+        let mut table: toml::Table =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { origin: origin.clone(), message: e.to_string() })?;
+        let mut origin = origin;
+        for (name, raw) in env {
+            let Some(key) = name.strip_prefix("SWITCHYARD_") else { continue };
+            let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
+            if !ENV_KEYS.contains(&path[0].as_str()) {
+                continue;
+            }
+            let dotted = path.join(".");
+            set_env_value(&mut table, &path, env_value(&dotted, &raw))
+                .map_err(|message| invalid(format!("{dotted} (from {name})"), message))?;
+            origin = format!("{origin} + {name}");
+        }
+        let mut config: Config = table.try_into().map_err(|e| ConfigError::Parse { origin, message: e.to_string() })?;
+        config.resolve_paths(&base);
+        config.validate()?;
+        Ok(config)
     }
 
     /// The text of a config file.
@@ -122,8 +307,7 @@ impl Config {
 
     /// Parses the text read from `path`, resolving paths against its folder.
     pub fn parse_file(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        Config::parse(text, base, &path.display().to_string())
+        Config::parse(text, file_dir(path), &path.display().to_string())
     }
 
     /// Parses TOML text, resolving relative paths against `base`.
@@ -146,9 +330,15 @@ impl Config {
         if let Some(dir) = &mut self.plugins.cache_dir {
             resolve(dir);
         }
+        for relayer in &mut self.relayers {
+            if let Some(keystore) = &mut relayer.key.keystore {
+                resolve(keystore);
+            }
+        }
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_relay()?;
         let p = &self.plugins;
         if !(1..=4096).contains(&p.max_memory_mib) {
             return Err(invalid("plugins.max_memory_mib", format!("{} is outside 1..=4096", p.max_memory_mib)));
@@ -172,6 +362,110 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl Config {
+    fn validate_relay(&self) -> Result<(), ConfigError> {
+        if self.api_key.as_deref().is_some_and(|k| k.trim().len() < 16) {
+            return Err(invalid("api_key", "must be at least 16 characters"));
+        }
+        let n = &self.network;
+        if !(1..=1000).contains(&n.confirmations) {
+            return Err(invalid("network.confirmations", format!("{} is outside 1..=1000", n.confirmations)));
+        }
+        if !(10..=60_000).contains(&n.poll_interval_ms) {
+            return Err(invalid("network.poll_interval_ms", format!("{} is outside 10..=60000", n.poll_interval_ms)));
+        }
+        if !(10_000..=100_000).contains(&n.gas_limit_buffer_bps) {
+            return Err(invalid(
+                "network.gas_limit_buffer_bps",
+                format!("{} is outside 10000..=100000 (1x to 10x)", n.gas_limit_buffer_bps),
+            ));
+        }
+        if !(1..=1024).contains(&n.fee_history_blocks) {
+            return Err(invalid("network.fee_history_blocks", format!("{} is outside 1..=1024", n.fee_history_blocks)));
+        }
+        self.max_fee_cap()?;
+        if let Some(url) = &self.rpc_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid("rpc_url", format!("`{url}` is not an http:// or https:// URL")));
+        }
+        let q = &self.queue;
+        if !(1..=1000).contains(&q.max_deliveries) {
+            return Err(invalid("queue.max_deliveries", format!("{} is outside 1..=1000", q.max_deliveries)));
+        }
+        if !(1..=1024).contains(&q.workers) {
+            return Err(invalid("queue.workers", format!("{} is outside 1..=1024", q.workers)));
+        }
+        if q.lease_ms < 100 || q.base_delay_ms > q.max_delay_ms {
+            return Err(invalid("queue", "lease_ms must be at least 100 and base_delay_ms at most max_delay_ms"));
+        }
+        if self.http.body_limit_bytes < 1024 || self.http.timeout_ms == 0 {
+            return Err(invalid("http", "body_limit_bytes must be at least 1024 and timeout_ms above 0"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, relayer) in self.relayers.iter().enumerate() {
+            let key = |field: &str| format!("relayers[{i}].{field}");
+            let valid_id = !relayer.id.is_empty()
+                && relayer.id.len() <= 64
+                && relayer.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid_id {
+                return Err(invalid(key("id"), format!("`{}` must be 1-64 of [A-Za-z0-9_-]", relayer.id)));
+            }
+            if !seen.insert(relayer.id.as_str()) {
+                return Err(invalid(key("id"), format!("`{}` is used twice", relayer.id)));
+            }
+            match (&relayer.key.keystore, &relayer.key.password_env, &relayer.key.env) {
+                (Some(_), Some(_), None) | (None, None, Some(_)) => {}
+                _ => {
+                    return Err(invalid(
+                        key("key"),
+                        "give either `keystore` with `password_env`, or `env` (a variable holding a hex key)",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `network.max_fee_cap` in wei.
+    pub fn max_fee_cap(&self) -> Result<alloy_primitives::U256, ConfigError> {
+        self.network.max_fee_cap.trim().parse().map_err(|_| {
+            invalid("network.max_fee_cap", format!("`{}` is not a whole number of wei", self.network.max_fee_cap))
+        })
+    }
+}
+
+fn file_dir(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+fn env_value(dotted: &str, raw: &str) -> toml::Value {
+    if ENV_PATH_KEYS.contains(&dotted) {
+        let path = std::path::absolute(raw).unwrap_or_else(|_| PathBuf::from(raw));
+        return toml::Value::String(path.display().to_string());
+    }
+    if !ENV_STRING_KEYS.contains(&dotted) {
+        if let Ok(i) = raw.trim().parse::<i64>() {
+            return toml::Value::Integer(i);
+        }
+        if let Ok(b) = raw.trim().parse::<bool>() {
+            return toml::Value::Boolean(b);
+        }
+    }
+    toml::Value::String(raw.to_string())
+}
+
+fn set_env_value(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut table = table;
+    for part in parents {
+        let entry = table.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut().ok_or_else(|| format!("`{part}` is not a table"))?;
+    }
+    table.insert(last.clone(), value);
+    Ok(())
 }
 
 impl PluginsConfig {
@@ -298,5 +592,74 @@ mod tests {
         assert!(err.to_string().contains("unknown field `timeout`"), "{err}");
         let err = parse("[plugins.selector]\nfile = \"s.wasm\"\ntimeout_ms = 0").unwrap_err();
         assert!(err.to_string().contains("plugins.selector.timeout_ms"), "{err}");
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_nests_with_double_underscores() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("switchyard.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[network]\nconfirmations = 2\n").unwrap();
+        let c = Config::load_with_env(
+            Some(&file),
+            env(&[
+                ("SWITCHYARD_NETWORK__CONFIRMATIONS", "5"),
+                ("SWITCHYARD_API_KEY", "1234567890123456"),
+                ("SWITCHYARD_RPC_URL", "http://127.0.0.1:8545"),
+                ("SWITCHYARD_BIN", "/not/a/config/key"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(c.network.confirmations, 5);
+        assert_eq!(c.api_key.as_deref(), Some("1234567890123456"), "a numeric-looking key stays text");
+        assert_eq!(c.rpc_url.as_deref(), Some("http://127.0.0.1:8545"));
+        assert_eq!(c.data_dir, dir.path().join("data"), "file defaults resolve against the file's folder");
+
+        let c = Config::load_with_env(None, env(&[("SWITCHYARD_DATA_DIR", "rel/dir")])).unwrap();
+        assert_eq!(c.data_dir, std::env::current_dir().unwrap().join("rel/dir"));
+    }
+
+    #[test]
+    fn bad_environment_values_name_the_variable() {
+        let err = Config::load_with_env(None, env(&[("SWITCHYARD_NETWORK__CONFIRMATIONS", "lots")])).unwrap_err();
+        assert!(err.to_string().contains("SWITCHYARD_NETWORK__CONFIRMATIONS"), "{err}");
+        let err = Config::load_with_env(None, env(&[("SWITCHYARD_QUEUE__NOPE", "1")])).unwrap_err();
+        assert!(err.to_string().contains("unknown field `nope`"), "{err}");
+        let err = Config::load_with_env(None, env(&[("SWITCHYARD_RPC_URL", "ftp://x")])).unwrap_err();
+        assert!(err.to_string().contains("rpc_url"), "{err}");
+    }
+
+    #[test]
+    fn relayers_need_one_key_source_and_unique_ids() {
+        let ok = parse(
+            r#"
+            [[relayers]]
+            id = "hot-1"
+            key = { env = "HOT_1_KEY" }
+            labels = { region = "eu" }
+            [[relayers]]
+            id = "cold-1"
+            weight = 3
+            key = { keystore = "keys/cold.json", password_env = "COLD_PASS" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(ok.relayers[1].key.keystore.as_deref(), Some(Path::new("/etc/switchyard/keys/cold.json")));
+        assert_eq!(ok.relayers[1].weight, 3);
+        let err = parse("[[relayers]]\nid = \"a\"\nkey = { keystore = \"k.json\" }").unwrap_err();
+        assert!(err.to_string().contains("relayers[0].key"), "{err}");
+        let err =
+            parse("[[relayers]]\nid = \"a\"\nkey = { env = \"A\" }\n[[relayers]]\nid = \"a\"\nkey = { env = \"B\" }")
+                .unwrap_err();
+        assert!(err.to_string().contains("used twice"), "{err}");
+        let err = parse("[[relayers]]\nid = \"a b\"\nkey = { env = \"A\" }").unwrap_err();
+        assert!(err.to_string().contains("relayers[0].id"), "{err}");
+        let err = parse("[network]\nmax_fee_cap = \"30 gwei\"").unwrap_err();
+        assert!(err.to_string().contains("network.max_fee_cap"), "{err}");
     }
 }

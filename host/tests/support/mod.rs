@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub mod queue_suite;
+pub mod relay;
 pub mod store_suite;
 
 use switchyard::config::{PluginSlot, PluginsConfig};

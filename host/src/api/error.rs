@@ -1,0 +1,104 @@
+//! The one error type every handler returns. It answers in OpenZeppelin
+//! Relayer's envelope, so clients read failures the way they read data.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::wire::Envelope;
+use crate::pipeline::SubmitError;
+use crate::relayers::RelayerError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, error = %self.message, "request failed");
+        }
+        (self.status, Json(Envelope::<()>::failure(self.message))).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let text = rejection.body_text();
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, format!("request body too large ({text})")),
+            _ => ApiError::new(status, text),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::new(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::new(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(_) => ApiError::not_found(error.to_string()),
+            StoreError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, error.to_string()),
+            StoreError::Unavailable(_) => ApiError::unavailable(error.to_string()),
+            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        }
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(error: SubmitError) -> Self {
+        match error {
+            SubmitError::Denied(_) => ApiError::new(StatusCode::FORBIDDEN, error.to_string()),
+            SubmitError::UnknownRelayer(_) => ApiError::not_found(error.to_string()),
+            SubmitError::RelayerPaused(_) | SubmitError::NoRelayers => {
+                ApiError::new(StatusCode::CONFLICT, error.to_string())
+            }
+            SubmitError::Store(store) => store.into(),
+            SubmitError::Plugin(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        }
+    }
+}
+
+impl From<RelayerError> for ApiError {
+    fn from(error: RelayerError) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+    }
+}

@@ -1,0 +1,330 @@
+//! OpenZeppelin Relayer v1's EVM endpoints, with its paths and encodings.
+
+use alloy_primitives::{B256, Signature, keccak256};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::wire::{Envelope, OzTransaction, Pagination, TransactionBody};
+use super::{ApiError, AppState, PageQuery};
+use crate::pipeline::Submission;
+use crate::plugins::TxRequest;
+use crate::relayers::Relayer;
+use crate::store::{Transaction, now_ms};
+
+/// Health and readiness: no API key, for load balancers and probes.
+pub(super) fn open_routes() -> Router<AppState> {
+    Router::new().route("/api/v1/health", get(health)).route("/api/v1/ready", get(ready))
+}
+
+pub(super) fn routes() -> Router<AppState> {
+    let relayer = "/api/v1/relayers/{relayer_id}";
+    Router::new()
+        .route("/api/v1/relayers", get(list_relayers))
+        .route(relayer, get(get_relayer))
+        .route(&format!("{relayer}/status"), get(relayer_status))
+        .route(&format!("{relayer}/balance"), get(relayer_balance))
+        .route(&format!("{relayer}/sign"), post(sign))
+        .route(&format!("{relayer}/sign-typed-data"), post(sign_typed_data))
+        .route(&format!("{relayer}/transactions"), post(send_transaction).get(list_transactions))
+        .route(&format!("{relayer}/transactions/"), get(list_transactions))
+        .route(&format!("{relayer}/transactions/by-nonce/{{nonce}}"), get(transaction_by_nonce))
+        .route(&format!("{relayer}/transactions/{{transaction_id}}"), get(get_transaction))
+}
+
+type Answer<T> = Result<Json<Envelope<T>>, ApiError>;
+
+async fn health() -> &'static str {
+    "OK"
+}
+
+#[derive(Debug, Serialize)]
+struct Readiness {
+    ready: bool,
+    status: &'static str,
+    reason: Option<String>,
+    components: serde_json::Value,
+    timestamp: String,
+}
+
+/// Ready when the store and the chain answer. Redis is not part of the
+/// embedded default; its component says so.
+async fn ready(State(state): State<AppState>) -> Response {
+    let relay = &state.relay;
+    let store = relay.store.ping().await.err().map(|e| e.to_string());
+    let queue = relay.queue.stats().await.err().map(|e| e.to_string());
+    let chain = relay.chain.block_number().await.err().map(|e| e.to_string());
+    let problems: Vec<String> = [store, queue.clone(), chain].into_iter().flatten().collect();
+    let ready = problems.is_empty();
+    let component = |error: Option<String>| match error {
+        None => serde_json::json!({ "status": "healthy" }),
+        Some(error) => serde_json::json!({ "status": "unhealthy", "error": error }),
+    };
+    let unused_pool = serde_json::json!({ "connected": false, "available": 0, "max_size": 0, "error": "not used" });
+    let body = Readiness {
+        ready,
+        status: if ready { "healthy" } else { "unhealthy" },
+        reason: (!ready).then(|| problems.join("; ")),
+        components: serde_json::json!({
+            "system": { "status": "healthy", "fd_count": 0, "fd_limit": 0, "fd_usage_percent": 0, "close_wait_count": 0 },
+            "redis": { "status": "healthy", "primary_pool": unused_pool, "reader_pool": unused_pool,
+                       "error": "the embedded default uses no Redis" },
+            "queue": component(queue),
+        }),
+        timestamp: super::wire::time(now_ms()),
+    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+#[derive(Debug, Serialize)]
+struct RelayerView {
+    id: String,
+    name: String,
+    network: String,
+    network_type: &'static str,
+    paused: bool,
+    signer_id: String,
+    address: String,
+    system_disabled: bool,
+    disabled_reason: Option<String>,
+    policies: Option<()>,
+    notification_id: Option<String>,
+    custom_rpc_urls: Option<Vec<String>>,
+}
+
+fn relayer_view(state: &AppState, relayer: &Relayer) -> RelayerView {
+    RelayerView {
+        id: relayer.id.clone(),
+        name: relayer.name.clone(),
+        network: state.network.to_string(),
+        network_type: "evm",
+        paused: relayer.paused,
+        signer_id: relayer.id.clone(),
+        address: relayer.address.to_string(),
+        system_disabled: false,
+        disabled_reason: None,
+        policies: None,
+        notification_id: None,
+        custom_rpc_urls: None,
+    }
+}
+
+pub(super) fn relayer<'a>(state: &'a AppState, id: &str) -> Result<&'a Relayer, ApiError> {
+    state.relay.pool.get(id).ok_or_else(|| ApiError::not_found(format!("Relayer with ID {id} not found")))
+}
+
+async fn list_relayers(State(state): State<AppState>) -> Answer<Vec<RelayerView>> {
+    let relayers: Vec<_> = state.relay.pool.iter().map(|r| relayer_view(&state, r)).collect();
+    let total = relayers.len() as u64;
+    let mut envelope = Envelope::ok(relayers);
+    envelope.pagination = Some(Pagination { current_page: 1, per_page: total.max(1) as u32, total_items: total });
+    Ok(Json(envelope))
+}
+
+async fn get_relayer(State(state): State<AppState>, path: Result<Path<String>, PathRejection>) -> Answer<RelayerView> {
+    let Path(id) = path?;
+    Ok(Json(Envelope::ok(relayer_view(&state, relayer(&state, &id)?))))
+}
+
+#[derive(Debug, Serialize)]
+struct RelayerStatus {
+    network_type: &'static str,
+    balance: String,
+    pending_transactions_count: u64,
+    last_confirmed_transaction_timestamp: Option<String>,
+    system_disabled: bool,
+    paused: bool,
+    nonce: String,
+}
+
+async fn relayer_status(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Answer<RelayerStatus> {
+    let Path(id) = path?;
+    let relayer = relayer(&state, &id)?;
+    let chain = &state.relay.chain;
+    let unavailable = |e: crate::chain::ChainError| ApiError::unavailable(e.to_string());
+    let balance = chain.balance(relayer.address).await.map_err(unavailable)?;
+    let nonce = chain.pending_nonce(relayer.address).await.map_err(unavailable)?;
+    let counts = state.relay.store.relayer_counts(&id).await?;
+    Ok(Json(Envelope::ok(RelayerStatus {
+        network_type: "evm",
+        balance: balance.to_string(),
+        pending_transactions_count: counts.pending,
+        last_confirmed_transaction_timestamp: counts.last_confirmed_at.map(super::wire::time),
+        system_disabled: false,
+        paused: relayer.paused,
+        nonce: nonce.to_string(),
+    })))
+}
+
+#[derive(Debug, Serialize)]
+struct Balance {
+    /// A JSON number however large: the spec says integer.
+    balance: Box<RawValue>,
+    unit: &'static str,
+}
+
+async fn relayer_balance(State(state): State<AppState>, path: Result<Path<String>, PathRejection>) -> Answer<Balance> {
+    let Path(id) = path?;
+    let relayer = relayer(&state, &id)?;
+    let balance = state.relay.chain.balance(relayer.address).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let balance = RawValue::from_string(balance.to_string()).map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(Json(Envelope::ok(Balance { balance, unit: "wei" })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignBody {
+    message: String,
+}
+
+#[derive(Debug, Serialize)]
+struct SignatureView {
+    r: String,
+    s: String,
+    v: u8,
+    sig: String,
+}
+
+impl From<Signature> for SignatureView {
+    fn from(signature: Signature) -> Self {
+        let bytes = signature.as_bytes();
+        SignatureView {
+            r: hex::encode(&bytes[..32]),
+            s: hex::encode(&bytes[32..64]),
+            v: bytes[64],
+            sig: hex::encode(bytes),
+        }
+    }
+}
+
+/// EIP-191 over the UTF-8 bytes of `message`.
+async fn sign(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<SignBody>, JsonRejection>,
+) -> Answer<SignatureView> {
+    let Path(id) = path?;
+    let Json(body) = body?;
+    let signature = relayer(&state, &id)?.sign_message(body.message.as_bytes())?;
+    Ok(Json(Envelope::ok(signature.into())))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignTypedDataBody {
+    domain_separator: String,
+    hash_struct_message: String,
+}
+
+/// EIP-712: signs `keccak256(0x1901 ‖ domain separator ‖ struct hash)`.
+async fn sign_typed_data(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<SignTypedDataBody>, JsonRejection>,
+) -> Answer<SignatureView> {
+    let Path(id) = path?;
+    let Json(body) = body?;
+    let word = |name: &str, text: &str| -> Result<B256, ApiError> {
+        let text = text.trim();
+        text.strip_prefix("0x")
+            .unwrap_or(text)
+            .parse::<B256>()
+            .map_err(|_| ApiError::bad_request(format!("`{name}` must be 32 bytes of hex")))
+    };
+    let domain = word("domain_separator", &body.domain_separator)?;
+    let message = word("hash_struct_message", &body.hash_struct_message)?;
+    let mut preimage = Vec::with_capacity(66);
+    preimage.extend_from_slice(&[0x19, 0x01]);
+    preimage.extend_from_slice(domain.as_slice());
+    preimage.extend_from_slice(message.as_slice());
+    let signature = relayer(&state, &id)?.sign_hash(&keccak256(&preimage))?;
+    Ok(Json(Envelope::ok(signature.into())))
+}
+
+pub(super) fn oz_view(state: &AppState, tx: &Transaction) -> OzTransaction {
+    let from = tx.relayer_id.as_deref().and_then(|id| state.relay.pool.get(id)).map(|r| r.address);
+    OzTransaction::new(tx, from)
+}
+
+/// Builds the pipeline's request from a body, for this relayer or the pool.
+pub(super) fn submission(body: TransactionBody, relayer_id: Option<String>) -> Result<Submission, ApiError> {
+    let body = body.parse()?;
+    let request = TxRequest {
+        id: uuid::Uuid::new_v4().to_string(),
+        chain_id: 0,
+        to: body.to,
+        value: body.value,
+        data: body.data,
+        gas_limit: body.gas_limit,
+        speed: body.speed,
+        api_key_id: "default".into(),
+        hints: body.hints,
+    };
+    Ok(Submission { request, relayer_id, valid_until: body.valid_until })
+}
+
+async fn send_transaction(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<TransactionBody>, JsonRejection>,
+) -> Answer<OzTransaction> {
+    let Path(id) = path?;
+    let Json(body) = body?;
+    relayer(&state, &id)?;
+    if !body.hints.is_empty() {
+        return Err(ApiError::unprocessable("`hints` are for the pool endpoint, POST /api/v1/transactions"));
+    }
+    let tx = state.relay.submit(submission(body, Some(id))?).await?;
+    Ok(Json(Envelope::ok(oz_view(&state, &tx))))
+}
+
+async fn list_transactions(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Answer<Vec<OzTransaction>> {
+    let Path(id) = path?;
+    let Query(page) = query?;
+    let page = page.checked()?;
+    relayer(&state, &id)?;
+    let listed = state.relay.store.list(&id, page.page, page.per_page).await?;
+    let mut envelope = Envelope::ok(listed.items.iter().map(|tx| oz_view(&state, tx)).collect());
+    envelope.pagination =
+        Some(Pagination { current_page: page.page, per_page: page.per_page, total_items: listed.total });
+    Ok(Json(envelope))
+}
+
+async fn transaction_by_nonce(
+    State(state): State<AppState>,
+    path: Result<Path<(String, u64)>, PathRejection>,
+) -> Answer<OzTransaction> {
+    let Path((id, nonce)) = path?;
+    relayer(&state, &id)?;
+    let tx = state.relay.store.by_nonce(&id, nonce).await?;
+    let tx = tx.ok_or_else(|| ApiError::not_found(format!("no transaction of relayer {id} has nonce {nonce}")))?;
+    Ok(Json(Envelope::ok(oz_view(&state, &tx))))
+}
+
+async fn get_transaction(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Answer<OzTransaction> {
+    let Path((id, transaction_id)) = path?;
+    relayer(&state, &id)?;
+    let tx = state.relay.store.get(&transaction_id).await?;
+    // A transaction is found under the relayer that sends it, or (before the
+    // selector has chosen) under none.
+    let tx = tx
+        .filter(|tx| tx.relayer_id.as_deref().is_none_or(|r| r == id))
+        .ok_or_else(|| ApiError::not_found(format!("Transaction with ID {transaction_id} not found")))?;
+    Ok(Json(Envelope::ok(oz_view(&state, &tx))))
+}

@@ -1,0 +1,369 @@
+//! What goes over the wire, in OpenZeppelin Relayer v1's encodings: the
+//! envelope, snake_case keys, fees as decimal strings, `value` as 0x hex,
+//! every key present (null when unknown).
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::{Address, U256};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+use super::ApiError;
+use crate::plugins::Speed;
+use crate::store::{Attempt, DecisionRecord, Transaction, TxStatus};
+
+#[derive(Debug, Serialize)]
+pub struct Envelope<T> {
+    pub success: bool,
+    pub data: Option<T>,
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pagination: Option<Pagination>,
+}
+
+impl<T> Envelope<T> {
+    pub fn ok(data: T) -> Self {
+        Envelope { success: true, data: Some(data), error: None, pagination: None }
+    }
+
+    pub fn failure(error: String) -> Self {
+        Envelope { success: false, data: None, error: Some(error), pagination: None }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct Pagination {
+    pub current_page: u32,
+    pub per_page: u32,
+    pub total_items: u64,
+}
+
+/// A whole amount of wei as clients send it: a JSON number (exponent form
+/// included, as JavaScript writes `1e+21`), a decimal string or a `0x` hex
+/// string. Anything that is not a whole number that fits 256 bits is an
+/// error, never a rounded value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Amount(pub U256);
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <Box<RawValue>>::deserialize(deserializer)?;
+        let text = raw.get();
+        let parsed = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            Some(string) => parse_amount_string(string),
+            None => parse_json_number(text),
+        };
+        parsed.map(Amount).map_err(D::Error::custom)
+    }
+}
+
+fn parse_amount_string(s: &str) -> Result<U256, String> {
+    let s = s.trim();
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        return U256::from_str_radix(hex, 16).map_err(|_| format!("`{s}` is not a 256-bit hex amount"));
+    }
+    parse_json_number(s)
+}
+
+/// An exact parse of a JSON number that must be a non-negative integer.
+fn parse_json_number(text: &str) -> Result<U256, String> {
+    let bad = || format!("`{text}` is not a whole, non-negative amount of wei");
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], text[i + 1..].parse::<i64>().map_err(|_| bad())?),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let mut digits = format!("{whole}{fraction}");
+    let mut exponent = exponent - fraction.len() as i64;
+    while exponent < 0 {
+        if !digits.ends_with('0') {
+            return Err(bad());
+        }
+        digits.pop();
+        exponent += 1;
+    }
+    if exponent > 78 {
+        return Err(format!("`{text}` overflows 256 bits"));
+    }
+    let digits = if digits.is_empty() { "0".to_string() } else { digits };
+    let base = U256::from_str_radix(&digits, 10).map_err(|_| format!("`{text}` overflows 256 bits"))?;
+    base.checked_mul(U256::from(10).pow(U256::from(exponent))).ok_or_else(|| format!("`{text}` overflows 256 bits"))
+}
+
+/// OpenZeppelin Relayer's speed names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OzSpeed {
+    SafeLow,
+    Average,
+    Fast,
+    Fastest,
+}
+
+impl From<OzSpeed> for Speed {
+    fn from(speed: OzSpeed) -> Self {
+        match speed {
+            OzSpeed::SafeLow => Speed::SafeLow,
+            OzSpeed::Average => Speed::Average,
+            OzSpeed::Fast => Speed::Fast,
+            OzSpeed::Fastest => Speed::Fastest,
+        }
+    }
+}
+
+impl From<Speed> for OzSpeed {
+    fn from(speed: Speed) -> Self {
+        match speed {
+            Speed::SafeLow => OzSpeed::SafeLow,
+            Speed::Average => OzSpeed::Average,
+            Speed::Fast => OzSpeed::Fast,
+            Speed::Fastest => OzSpeed::Fastest,
+        }
+    }
+}
+
+/// `EvmTransactionRequest`, plus the pool endpoint's `hints`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionBody {
+    pub to: Option<String>,
+    pub value: Amount,
+    pub data: Option<String>,
+    pub gas_limit: Option<u64>,
+    pub gas_price: Option<Amount>,
+    pub max_fee_per_gas: Option<Amount>,
+    pub max_priority_fee_per_gas: Option<Amount>,
+    pub speed: Option<OzSpeed>,
+    pub valid_until: Option<String>,
+    /// Labels the selector plugin sees (pool endpoint only).
+    #[serde(default)]
+    pub hints: BTreeMap<String, String>,
+}
+
+/// A validated body: what the pipeline takes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParsedBody {
+    pub to: Option<Address>,
+    pub value: U256,
+    pub data: Vec<u8>,
+    pub gas_limit: Option<u64>,
+    pub speed: Speed,
+    pub valid_until: Option<i64>,
+    pub hints: Vec<(String, String)>,
+}
+
+impl TransactionBody {
+    pub fn parse(self) -> Result<ParsedBody, ApiError> {
+        if self.gas_price.is_some() || self.max_fee_per_gas.is_some() || self.max_priority_fee_per_gas.is_some() {
+            return Err(ApiError::unprocessable(
+                "fixed fees (gas_price, max_fee_per_gas, max_priority_fee_per_gas) are not accepted: \
+                 the fee plugin prices every transaction; send `speed` instead",
+            ));
+        }
+        let to = match self.to.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            None => None,
+            Some(to) => Some(
+                to.parse::<Address>()
+                    .map_err(|_| ApiError::unprocessable(format!("`to`: `{to}` is not an address")))?,
+            ),
+        };
+        let data = match self.data.as_deref().map(str::trim).filter(|d| !d.is_empty() && *d != "0x") {
+            None => Vec::new(),
+            Some(d) => hex::decode(d.strip_prefix("0x").unwrap_or(d))
+                .map_err(|_| ApiError::unprocessable(format!("`data`: not hex ({} characters)", d.len())))?,
+        };
+        if to.is_none() && data.is_empty() {
+            return Err(ApiError::unprocessable("`to` is required unless `data` deploys a contract"));
+        }
+        if self.gas_limit == Some(0) {
+            return Err(ApiError::unprocessable("`gas_limit` must be above 0"));
+        }
+        let valid_until = match self.valid_until.as_deref() {
+            None => None,
+            Some(s) => Some(
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .map_err(|_| ApiError::unprocessable(format!("`valid_until`: `{s}` is not an RFC 3339 time")))?
+                    .timestamp_millis(),
+            ),
+        };
+        if self.hints.len() > 32 || self.hints.iter().any(|(k, v)| k.len() > 64 || v.len() > 256) {
+            return Err(ApiError::unprocessable("`hints`: at most 32, keys up to 64 and values up to 256 bytes"));
+        }
+        Ok(ParsedBody {
+            to,
+            value: self.value.0,
+            data,
+            gas_limit: self.gas_limit,
+            speed: self.speed.map(Speed::from).unwrap_or_default(),
+            valid_until,
+            hints: self.hints.into_iter().collect(),
+        })
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds, as OpenZeppelin Relayer writes times.
+pub fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// `EvmTransactionResponse`.
+#[derive(Debug, Serialize)]
+pub struct OzTransaction {
+    pub id: String,
+    pub hash: Option<String>,
+    pub status: TxStatus,
+    pub status_reason: Option<String>,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+    pub confirmed_at: Option<String>,
+    pub gas_price: Option<String>,
+    pub gas_limit: Option<u64>,
+    pub nonce: Option<u64>,
+    pub value: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub relayer_id: Option<String>,
+    pub data: Option<String>,
+    pub max_fee_per_gas: Option<String>,
+    pub max_priority_fee_per_gas: Option<String>,
+    pub signature: Option<()>,
+    pub speed: OzSpeed,
+}
+
+impl OzTransaction {
+    pub fn new(tx: &Transaction, from: Option<Address>) -> Self {
+        let request = &tx.request;
+        let gas_limit = tx.attempts.last().map(|a| a.gas_limit).or(request.gas_limit);
+        OzTransaction {
+            id: tx.id().to_string(),
+            hash: tx.hash.clone(),
+            status: tx.status,
+            status_reason: tx.status_reason.clone(),
+            created_at: time(tx.created_at),
+            sent_at: tx.sent_at.map(time),
+            confirmed_at: tx.confirmed_at.map(time),
+            gas_price: None,
+            gas_limit,
+            nonce: tx.nonce,
+            value: format!("{:#x}", request.value),
+            from: from.map(|a| a.to_string()),
+            to: request.to.map(|a| a.to_string()),
+            relayer_id: tx.relayer_id.clone(),
+            data: Some(format!("0x{}", hex::encode(&request.data))),
+            max_fee_per_gas: tx.max_fee.map(|f| f.to_string()),
+            max_priority_fee_per_gas: tx.priority_fee.map(|f| f.to_string()),
+            signature: None,
+            speed: request.speed.into(),
+        }
+    }
+}
+
+/// The pool endpoint's view: the OpenZeppelin fields plus the decision
+/// trail and every send attempt.
+#[derive(Debug, Serialize)]
+pub struct PoolTransaction {
+    #[serde(flatten)]
+    pub transaction: OzTransaction,
+    pub hints: BTreeMap<String, String>,
+    pub valid_until: Option<String>,
+    pub decisions: Vec<DecisionView>,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DecisionView {
+    pub kind: String,
+    pub plugin: Option<String>,
+    pub version_hash: Option<String>,
+    pub outcome: String,
+    pub fallback_reason: Option<String>,
+    pub at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttemptView {
+    pub attempt: u32,
+    pub hash: String,
+    pub nonce: u64,
+    pub max_fee_per_gas: String,
+    pub max_priority_fee_per_gas: String,
+    pub gas_limit: u64,
+    pub sent_at: String,
+}
+
+impl PoolTransaction {
+    pub fn new(tx: &Transaction, from: Option<Address>) -> Self {
+        PoolTransaction {
+            transaction: OzTransaction::new(tx, from),
+            hints: tx.request.hints.iter().cloned().collect(),
+            valid_until: tx.valid_until.map(time),
+            decisions: tx.decisions.iter().map(DecisionView::from).collect(),
+            attempts: tx.attempts.iter().map(AttemptView::from).collect(),
+        }
+    }
+}
+
+impl From<&DecisionRecord> for DecisionView {
+    fn from(d: &DecisionRecord) -> Self {
+        DecisionView {
+            kind: d.kind.clone(),
+            plugin: d.plugin.clone(),
+            version_hash: d.version_hash.clone(),
+            outcome: d.outcome.clone(),
+            fallback_reason: d.fallback_reason.clone(),
+            at: time(d.at),
+        }
+    }
+}
+
+impl From<&Attempt> for AttemptView {
+    fn from(a: &Attempt) -> Self {
+        AttemptView {
+            attempt: a.attempt,
+            hash: a.hash.clone(),
+            nonce: a.nonce,
+            max_fee_per_gas: a.max_fee.to_string(),
+            max_priority_fee_per_gas: a.priority_fee.to_string(),
+            gas_limit: a.gas_limit,
+            sent_at: time(a.sent_at),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn amount(json: &str) -> Result<U256, String> {
+        serde_json::from_str::<Amount>(json).map(|a| a.0).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn amounts_are_exact_in_every_form_clients_send() {
+        assert_eq!(amount("1").unwrap(), U256::from(1));
+        assert_eq!(amount("1e+21").unwrap(), U256::from(10).pow(U256::from(21)));
+        assert_eq!(amount("1.5e3").unwrap(), U256::from(1500));
+        assert_eq!(
+            amount("\"123456789012345678901234567890\"").unwrap(),
+            "123456789012345678901234567890".parse::<U256>().unwrap()
+        );
+        assert_eq!(amount("\"0xff\"").unwrap(), U256::from(255));
+        assert_eq!(amount("0").unwrap(), U256::ZERO);
+        for bad in ["-1", "1.5", "\"ten\"", "true", "null", "1e-3", "\"0xzz\""] {
+            assert!(amount(bad).is_err(), "{bad} must be refused");
+        }
+        assert!(amount("1e78").unwrap_err().contains("overflows"));
+        assert!(amount("\"1157920892373161954235709850086879078532699846656405640394575840079131296399360\"").is_err());
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc_with_milliseconds() {
+        assert_eq!(time(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+}

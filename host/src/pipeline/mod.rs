@@ -1,0 +1,214 @@
+//! The relay path after the HTTP layer, one way: submission (policy → store
+//! + outbox) → queue → worker (selector → nonce → fee → signer → chain) →
+//! watcher (receipts → status).
+
+mod watcher;
+mod worker;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use alloy_primitives::U256;
+use tokio::sync::watch;
+
+use crate::chain::Chain;
+use crate::plugins::{DecidedBy, Decision, FeeDecision, PluginHost, PluginKind, Selection, TxRequest, Usage, Verdict};
+use crate::queue::Queue;
+use crate::relayers::RelayerPool;
+use crate::store::{DecisionRecord, NewTransaction, Store, StoreError, Transaction, now_ms};
+
+pub use watcher::Watcher;
+pub use worker::Worker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("denied by policy: {0}")]
+    Denied(String),
+    #[error("relayer `{0}` not found")]
+    UnknownRelayer(String),
+    #[error("relayer `{0}` is paused")]
+    RelayerPaused(String),
+    #[error("no relayers are configured")]
+    NoRelayers,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a plugin call failed to run: {0}")]
+    Plugin(String),
+}
+
+/// Settings of the relay path, from the `[network]` config.
+#[derive(Clone, Debug)]
+pub struct RelaySettings {
+    pub confirmations: u64,
+    pub poll_interval: Duration,
+    pub gas_limit_buffer_bps: u32,
+    pub fee_history_blocks: u64,
+    pub max_fee_cap: U256,
+}
+
+/// Everything a request passes through after the HTTP layer.
+#[derive(Debug)]
+pub struct Relay {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub plugins: Arc<PluginHost>,
+    pub pool: Arc<RelayerPool>,
+    pub chain: Chain,
+    pub settings: RelaySettings,
+    usage: DailyCount,
+}
+
+/// A request accepted by the API, before the policy has seen it.
+#[derive(Clone, Debug)]
+pub struct Submission {
+    pub request: TxRequest,
+    /// The relayer the client chose; `None` lets the selector choose.
+    pub relayer_id: Option<String>,
+    pub valid_until: Option<i64>,
+}
+
+impl Relay {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        plugins: Arc<PluginHost>,
+        pool: Arc<RelayerPool>,
+        chain: Chain,
+        settings: RelaySettings,
+    ) -> Self {
+        Relay { store, queue, plugins, pool, chain, settings, usage: DailyCount::default() }
+    }
+
+    /// Runs the policy plugin and persists the accepted request with its
+    /// queue entry. A denial persists nothing.
+    pub async fn submit(&self, submission: Submission) -> Result<Transaction, SubmitError> {
+        let Submission { mut request, relayer_id, valid_until } = submission;
+        match &relayer_id {
+            Some(id) => match self.pool.get(id) {
+                None => return Err(SubmitError::UnknownRelayer(id.clone())),
+                Some(relayer) if relayer.paused => return Err(SubmitError::RelayerPaused(id.clone())),
+                Some(_) => {}
+            },
+            None if self.pool.is_empty() => return Err(SubmitError::NoRelayers),
+            None => {}
+        }
+        request.chain_id = self.chain.chain_id();
+        let usage = Usage { requests_today: self.usage.next() };
+        let plugins = self.plugins.clone();
+        let asked = request.clone();
+        let verdict = tokio::task::spawn_blocking(move || plugins.evaluate(&asked, usage))
+            .await
+            .map_err(|e| SubmitError::Plugin(e.to_string()))?;
+        let record = record(PluginKind::Policy, &verdict, verdict_text(&verdict.outcome));
+        match &verdict.outcome {
+            Verdict::Deny(reason) => return Err(SubmitError::Denied(reason.clone())),
+            Verdict::Allow => {}
+            Verdict::AllowWithChanges(changes) => {
+                request.gas_limit = changes.gas_limit.or(request.gas_limit);
+                request.speed = changes.speed.unwrap_or(request.speed);
+            }
+        }
+        let id = request.id.clone();
+        let new = NewTransaction { request, relayer_id, valid_until, decisions: vec![record], created_at: now_ms() };
+        self.store.insert(&new).await?;
+        self.store.get(&id).await?.ok_or_else(|| SubmitError::Store(StoreError::NotFound(id)))
+    }
+
+    /// Starts `workers` queue workers and the watcher; they stop, after
+    /// finishing what they hold, when `shutdown` turns true.
+    pub fn spawn(
+        self: &Arc<Self>,
+        workers: usize,
+        shutdown: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks: Vec<_> =
+            (0..workers).map(|_| tokio::spawn(Worker::new(self.clone()).run(shutdown.clone()))).collect();
+        tasks.push(tokio::spawn(Watcher::new(self.clone()).run(shutdown)));
+        tasks
+    }
+}
+
+/// Requests accepted today (UTC), counted in this process: what the policy
+/// plugin sees as `requests_today`.
+#[derive(Debug, Default)]
+struct DailyCount {
+    /// `day << 32 | count`, so the day rolls over atomically with the count.
+    packed: AtomicU64,
+}
+
+impl DailyCount {
+    fn next(&self) -> u64 {
+        let today = (now_ms() / 86_400_000) as u64;
+        let mut current = self.packed.load(Ordering::Relaxed);
+        loop {
+            let count = if current >> 32 == today { (current & 0xffff_ffff) + 1 } else { 1 };
+            match self.packed.compare_exchange_weak(current, today << 32 | count, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return count - 1,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+}
+
+/// A plugin decision as the trail keeps it.
+fn record<T>(kind: PluginKind, decision: &Decision<T>, outcome: String) -> DecisionRecord {
+    let (plugin, fallback_reason) = match &decision.decided_by {
+        DecidedBy::Plugin(id) => (Some(id), None),
+        DecidedBy::Fallback { plugin, reason } => (plugin.as_ref(), Some(reason.to_string())),
+    };
+    DecisionRecord {
+        kind: kind.to_string(),
+        plugin: plugin.map(|p| p.name.clone()),
+        version_hash: plugin.map(|p| p.version_hash.clone()),
+        outcome,
+        fallback_reason,
+        at: now_ms(),
+    }
+}
+
+/// A step the host took itself (a client's choice, a failure, a status).
+fn host_record(kind: &str, outcome: String) -> DecisionRecord {
+    DecisionRecord { kind: kind.into(), plugin: None, version_hash: None, outcome, fallback_reason: None, at: now_ms() }
+}
+
+fn verdict_text(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Allow => "allow".into(),
+        Verdict::Deny(reason) => format!("deny: {reason}"),
+        Verdict::AllowWithChanges(c) => format!("allow with changes: gas_limit={:?} speed={:?}", c.gas_limit, c.speed),
+    }
+}
+
+fn selection_text(selection: &Selection) -> String {
+    match selection {
+        Selection::Chosen(id) => format!("chosen {id}"),
+        Selection::Refused(reason) => format!("refused: {reason}"),
+    }
+}
+
+fn fee_text(fee: &FeeDecision) -> String {
+    match fee {
+        FeeDecision::Quote(q) => format!(
+            "max_fee={} priority_fee={} gas_limit_factor_bps={}",
+            q.max_fee, q.priority_fee, q.gas_limit_factor_bps
+        ),
+        FeeDecision::CannotBump(reason) => format!("cannot bump: {reason}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daily_count_starts_at_zero_and_counts() {
+        let count = DailyCount::default();
+        assert_eq!((count.next(), count.next(), count.next()), (0, 1, 2));
+        // Yesterday's count does not carry over.
+        let today = (now_ms() / 86_400_000) as u64;
+        count.packed.store((today - 1) << 32 | 500, Ordering::Relaxed);
+        assert_eq!(count.next(), 0);
+    }
+}

@@ -1,0 +1,277 @@
+//! The queue worker: one delivery = one transaction taken as far as the
+//! node's mempool. Idempotent by transaction id: every step first reads what
+//! is persisted, so a redelivery (crash, lease expiry) resumes, never
+//! repeats: the nonce is assigned once, and a send is repeated with the same
+//! signed bytes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::{Relay, fee_text, host_record, record, selection_text};
+use crate::chain::ChainError;
+use crate::plugins::{FeeDecision, PluginKind, Selection, TxRequest};
+use crate::queue::{Delivery, RetryOutcome};
+use crate::relayers::{Relayer, SendFields};
+use crate::store::{Attempt, Transaction, TxStatus, now_ms};
+
+/// How long one `receive` waits before the worker checks for shutdown.
+const RECEIVE_WAIT: Duration = Duration::from_millis(500);
+
+#[derive(Debug)]
+pub struct Worker {
+    relay: Arc<Relay>,
+}
+
+/// What became of one delivery.
+#[derive(Debug)]
+enum Step {
+    /// Persisted as far as this worker takes it: ack.
+    Done,
+    /// A transient fault: deliver again after a backoff.
+    Retry(String),
+}
+
+impl Worker {
+    pub fn new(relay: Arc<Relay>) -> Self {
+        Worker { relay }
+    }
+
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            let delivery = tokio::select! {
+                _ = shutdown.changed() => break,
+                received = self.relay.queue.receive(RECEIVE_WAIT) => received,
+            };
+            match delivery {
+                Ok(Some(delivery)) => self.handle(delivery).await,
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "queue receive failed; retrying");
+                    tokio::time::sleep(RECEIVE_WAIT).await;
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, delivery: Delivery) {
+        let id = delivery.transaction_id.clone();
+        let step = match self.process(&id).await {
+            Ok(step) => step,
+            Err(error) => Step::Retry(error),
+        };
+        let queue = &self.relay.queue;
+        let outcome = match step {
+            Step::Done => queue.ack(&delivery).await.map(|()| None),
+            Step::Retry(error) => {
+                tracing::warn!(transaction = %id, attempt = delivery.attempt, %error, "delivery failed");
+                queue.retry(&delivery, &error).await.map(|outcome| Some((outcome, error)))
+            }
+        };
+        match outcome {
+            Ok(Some((RetryOutcome::DeadLettered, error))) => {
+                let reason = format!("gave up after {} deliveries: {error}", delivery.attempt);
+                if let Err(e) = self.relay.store.set_status(&id, TxStatus::Failed, Some(&reason)).await {
+                    tracing::error!(transaction = %id, error = %e, "dead-lettered but could not mark failed");
+                }
+            }
+            Ok(_) => {}
+            // The lease ran out and the entry went to another worker, which
+            // resumes from what was persisted.
+            Err(error) => tracing::warn!(transaction = %id, %error, "ack or retry failed"),
+        }
+    }
+
+    async fn process(&self, id: &str) -> Result<Step, String> {
+        let store = &self.relay.store;
+        let Some(tx) = store.get(id).await.map_err(|e| e.to_string())? else {
+            tracing::error!(transaction = %id, "queued transaction is not in the store; dropping the entry");
+            return Ok(Step::Done);
+        };
+        if tx.status.is_final() || matches!(tx.status, TxStatus::Submitted | TxStatus::Mined) {
+            return Ok(Step::Done);
+        }
+        if tx.nonce.is_none() && tx.valid_until.is_some_and(|until| until < now_ms()) {
+            store.set_status(id, TxStatus::Expired, Some("valid_until passed before it was sent")).await.map_err(s)?;
+            return Ok(Step::Done);
+        }
+        let (relayer, tx) = match tx.nonce {
+            Some(_) => (self.relayer_of(&tx)?, tx),
+            None => match self.assign(tx).await? {
+                Ok(assigned) => assigned,
+                Err(step) => return Ok(step),
+            },
+        };
+        let attempt = match tx.attempts.last() {
+            // A redelivery after a crash, or after the node could not be
+            // reached: send the same bytes again.
+            Some(last) => last.clone(),
+            None => match self.price_and_record(&tx, relayer).await? {
+                Ok(attempt) => attempt,
+                Err(step) => return Ok(step),
+            },
+        };
+        self.send(&tx, relayer, &attempt).await
+    }
+
+    fn relayer_of(&self, tx: &Transaction) -> Result<&Relayer, String> {
+        let id = tx.relayer_id.as_deref().ok_or("a transaction with a nonce has no relayer")?;
+        self.relay.pool.get(id).ok_or_else(|| format!("relayer `{id}` is no longer configured"))
+    }
+
+    /// Chooses the relayer (or takes the client's), estimates gas and gives
+    /// the transaction its nonce. A call that reverts in estimation fails
+    /// the transaction before it takes a nonce.
+    async fn assign(&self, tx: Transaction) -> Result<Result<(&Relayer, Transaction), Step>, String> {
+        let store = &self.relay.store;
+        let id = tx.id().to_string();
+        let (relayer, decision) = match &tx.relayer_id {
+            Some(chosen) => {
+                let relayer = self.relay.pool.get(chosen).ok_or_else(|| format!("relayer `{chosen}` is gone"))?;
+                (relayer, host_record("selector", format!("client chose {chosen}")))
+            }
+            None => {
+                let plugins = self.relay.plugins.clone();
+                let candidates = self.relay.pool.candidates();
+                let request = tx.request.clone();
+                let decision = tokio::task::spawn_blocking(move || plugins.select(&request, &candidates))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let text = selection_text(&decision.outcome);
+                let chosen = match &decision.outcome {
+                    Selection::Chosen(chosen) => chosen.clone(),
+                    Selection::Refused(reason) => return Ok(Err(Step::Retry(format!("no relayer chosen: {reason}")))),
+                };
+                let Some(relayer) = self.relay.pool.get(&chosen).filter(|r| !r.paused) else {
+                    return Ok(Err(Step::Retry(format!(
+                        "the selector chose `{chosen}`, which is not an active relayer"
+                    ))));
+                };
+                (relayer, record(PluginKind::Selector, &decision, text))
+            }
+        };
+        if !relayer.stats().healthy {
+            return Ok(Err(Step::Retry(format!("relayer `{}` is not healthy yet", relayer.id))));
+        }
+        let mut request = tx.request.clone();
+        if request.gas_limit.is_none() {
+            match self.relay.chain.estimate_gas(relayer.address, &request).await {
+                Ok(estimate) => {
+                    let buffered = u128::from(estimate) * u128::from(self.relay.settings.gas_limit_buffer_bps) / 10_000;
+                    request.gas_limit = Some(u64::try_from(buffered).unwrap_or(u64::MAX));
+                }
+                Err(ChainError::Refused(reason)) => {
+                    store.add_decision(&id, &decision).await.map_err(s)?;
+                    let reason = format!("gas estimation failed: {reason}");
+                    store.set_status(&id, TxStatus::Failed, Some(&reason)).await.map_err(s)?;
+                    return Ok(Err(Step::Done));
+                }
+                Err(error) => return Ok(Err(Step::Retry(error.to_string()))),
+            }
+        }
+        let assignment = store.assign_nonce(&id, &relayer.id, &decision).await.map_err(s)?;
+        if assignment.fresh {
+            relayer.update_stats(|stats| stats.pending += 1);
+        }
+        let mut tx = tx;
+        tx.request = request;
+        tx.nonce = Some(assignment.nonce);
+        tx.relayer_id = Some(relayer.id.clone());
+        Ok(Ok((relayer, tx)))
+    }
+
+    /// Asks the fee plugin, signs, and persists the attempt before anything
+    /// leaves the host.
+    async fn price_and_record(&self, tx: &Transaction, relayer: &Relayer) -> Result<Result<Attempt, Step>, String> {
+        let settings = &self.relay.settings;
+        let market = match self.relay.chain.fee_market(settings.fee_history_blocks, settings.max_fee_cap, None).await {
+            Ok(market) => market,
+            Err(error) => return Ok(Err(Step::Retry(error.to_string()))),
+        };
+        let plugins = self.relay.plugins.clone();
+        let request = tx.request.clone();
+        let decision =
+            tokio::task::spawn_blocking(move || plugins.price(&request, &market)).await.map_err(|e| e.to_string())?;
+        let text = fee_text(&decision.outcome);
+        let quote = match &decision.outcome {
+            FeeDecision::Quote(quote) => *quote,
+            FeeDecision::CannotBump(reason) => {
+                return Ok(Err(Step::Retry(format!("the fee plugin cannot price: {reason}"))));
+            }
+        };
+        let estimate = tx.request.gas_limit.ok_or("no gas limit after estimation")?;
+        let gas_limit =
+            u64::try_from(u128::from(estimate) * u128::from(quote.gas_limit_factor_bps.max(10_000)) / 10_000)
+                .unwrap_or(u64::MAX);
+        let nonce = tx.nonce.ok_or("no nonce after assignment")?;
+        let fields = SendFields {
+            chain_id: self.relay.chain.chain_id(),
+            nonce,
+            gas_limit,
+            max_fee: quote.max_fee.min(settings.max_fee_cap),
+            priority_fee: quote.priority_fee.min(quote.max_fee).min(settings.max_fee_cap),
+        };
+        let signed = relayer.sign_transaction(&tx.request, fields).map_err(|e| e.to_string())?;
+        let attempt = Attempt {
+            attempt: 1,
+            hash: signed.hash.to_string(),
+            nonce,
+            max_fee: fields.max_fee,
+            priority_fee: fields.priority_fee,
+            gas_limit,
+            sent_at: now_ms(),
+        };
+        self.relay
+            .store
+            .record_attempt(tx.id(), &attempt, &record(PluginKind::Fee, &decision, text), TxStatus::Sent)
+            .await
+            .map_err(s)?;
+        Ok(Ok(attempt))
+    }
+
+    async fn send(&self, tx: &Transaction, relayer: &Relayer, attempt: &Attempt) -> Result<Step, String> {
+        let fields = SendFields {
+            chain_id: self.relay.chain.chain_id(),
+            nonce: attempt.nonce,
+            gas_limit: attempt.gas_limit,
+            max_fee: attempt.max_fee,
+            priority_fee: attempt.priority_fee,
+        };
+        let request = TxRequest { gas_limit: Some(attempt.gas_limit), ..tx.request.clone() };
+        let signed = relayer.sign_transaction(&request, fields).map_err(|e| e.to_string())?;
+        if signed.hash.to_string() != attempt.hash {
+            return Err(format!("re-signing attempt {} gave a different hash; refusing to send", attempt.attempt));
+        }
+        let started = Instant::now();
+        let sent = self.relay.chain.send_raw(&signed.raw).await;
+        let elapsed = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        let store = &self.relay.store;
+        match sent {
+            Ok(()) => {
+                relayer.note_send(elapsed, true);
+                store.set_status(tx.id(), TxStatus::Submitted, None).await.map_err(s)?;
+                Ok(Step::Done)
+            }
+            Err(error @ ChainError::Refused(_)) => {
+                relayer.note_send(elapsed, false);
+                // Sent before a crash and already mined: the node no longer
+                // takes that nonce, but the receipt is ours.
+                if self.relay.chain.inclusion(signed.hash).await.is_ok_and(|r| r.is_some()) {
+                    store.set_status(tx.id(), TxStatus::Submitted, None).await.map_err(s)?;
+                    return Ok(Step::Done);
+                }
+                let reason = format!("the node refused the transaction: {}", error.refusal().unwrap_or_default());
+                store.add_decision(tx.id(), &host_record("send", reason.clone())).await.map_err(s)?;
+                store.set_status(tx.id(), TxStatus::Failed, Some(&reason)).await.map_err(s)?;
+                relayer.update_stats(|stats| stats.pending = stats.pending.saturating_sub(1));
+                Ok(Step::Done)
+            }
+            Err(error) => Ok(Step::Retry(error.to_string())),
+        }
+    }
+}
+
+fn s(error: crate::store::StoreError) -> String {
+    error.to_string()
+}

@@ -1,0 +1,172 @@
+//! `switchyard serve`: wires the seams together and runs until SIGINT or
+//! SIGTERM, then drains: the listener stops taking connections, in-flight
+//! requests finish, workers finish the delivery they hold.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState};
+use crate::chain::Chain;
+use crate::chain::dev::DevChain;
+use crate::config::{Config, RelayerConfig};
+use crate::pipeline::{Relay, RelaySettings, Watcher};
+use crate::plugins::{PluginHost, PluginWatcher};
+use crate::queue::embedded::EmbeddedQueue;
+use crate::relayers::{Relayer, RelayerPool};
+use crate::store::sqlite::SqliteStore;
+
+/// How many of the dev chain's funded keys become relayers.
+const DEV_RELAYERS: usize = 3;
+
+pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+
+    let dev_chain = match &config.rpc_url {
+        Some(_) => None,
+        None => Some(DevChain::start(&config.data_dir).await?),
+    };
+    let rpc_url = config.rpc_url.clone().or_else(|| dev_chain.as_ref().map(|d| d.url.clone())).unwrap_or_default();
+    let chain = connect(&rpc_url, &config).await?;
+    let relayers = relayers(&config, dev_chain.as_ref())?;
+
+    let store = SqliteStore::open(&config.data_dir).await?;
+    let queue = EmbeddedQueue::new(store.pool().clone(), config.queue.retry_policy());
+    let engine = config.plugins.engine_settings(&config.data_dir);
+    let plugins_config = config.plugins.clone();
+    let (plugins, _) = tokio::task::spawn_blocking(move || PluginHost::new(&plugins_config, engine)).await??;
+    let plugins = Arc::new(plugins);
+    let _plugin_watcher = if config.plugins.watch {
+        let debounce = Duration::from_millis(config.plugins.debounce_ms);
+        Some(PluginWatcher::start(plugins.clone(), config_file, debounce)?)
+    } else {
+        None
+    };
+
+    let settings = RelaySettings {
+        confirmations: config.network.confirmations,
+        poll_interval: Duration::from_millis(config.network.poll_interval_ms),
+        gas_limit_buffer_bps: config.network.gas_limit_buffer_bps,
+        fee_history_blocks: config.network.fee_history_blocks,
+        max_fee_cap: config.max_fee_cap()?,
+    };
+    let relay = Arc::new(Relay::new(Arc::new(store), Arc::new(queue), plugins, Arc::new(relayers), chain, settings));
+    Watcher::new(relay.clone()).refresh_relayers().await;
+
+    let (api_key, generated) = match &config.api_key {
+        Some(key) => (key.clone(), false),
+        None => (uuid::Uuid::new_v4().simple().to_string(), true),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    announce(&address.to_string(), &api_key, generated, &relay, &rpc_url);
+
+    let (stop, stopped) = watch::channel(false);
+    let tasks = relay.spawn(config.queue.workers, stopped.clone());
+    let app = api::router(AppState::new(relay.clone(), &api_key, &config.network.name), &config.http);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+
+    tracing::info!("draining: workers finish the deliveries they hold");
+    let _ = stop.send(true);
+    let grace = Duration::from_millis(config.http.shutdown_grace_ms);
+    let drained = tokio::time::timeout(grace, futures_join(tasks)).await;
+    if drained.is_err() {
+        tracing::warn!(?grace, "workers did not drain in time; their deliveries are redelivered at next start");
+    }
+    drop(dev_chain);
+    Ok(())
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// Connects to the chain, waiting up to 20 s for a node that is starting.
+async fn connect(url: &str, config: &Config) -> anyhow::Result<Chain> {
+    let timeout = Duration::from_millis(config.network.rpc_timeout_ms);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match Chain::connect(url, timeout, config.network.chain_id).await {
+            Ok(chain) => return Ok(chain),
+            Err(error @ crate::chain::ChainError::WrongChain { .. }) => return Err(error.into()),
+            Err(error) if Instant::now() > deadline => {
+                return Err(anyhow::Error::new(error).context(format!("connecting to the chain at {url}")));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The configured relayers or, on the dev chain with none configured, the
+/// chain's first funded dev keys.
+fn relayers(config: &Config, dev_chain: Option<&DevChain>) -> anyhow::Result<RelayerPool> {
+    if !config.relayers.is_empty() {
+        let loaded: Result<Vec<_>, _> =
+            config.relayers.iter().map(|r| Relayer::load(r, |var| std::env::var(var).ok())).collect();
+        return Ok(RelayerPool::new(loaded?));
+    }
+    let dev_chain = dev_chain.context("no relayers are configured: add [[relayers]] to the config file")?;
+    let relayers = dev_chain
+        .keys
+        .iter()
+        .take(DEV_RELAYERS)
+        .enumerate()
+        .map(|(i, key)| {
+            let config = RelayerConfig {
+                id: format!("relayer-{}", i + 1),
+                name: Some(format!("dev relayer {}", i + 1)),
+                key: Default::default(),
+                weight: 1,
+                labels: Default::default(),
+                paused: false,
+            };
+            Ok(Relayer::new(&config, key.parse().context("anvil printed a key that does not parse")?))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(RelayerPool::new(relayers))
+}
+
+#[allow(clippy::print_stdout)]
+fn announce(address: &str, api_key: &str, generated: bool, relay: &Relay, rpc_url: &str) {
+    let relayers: Vec<&str> = relay.pool.iter().map(|r| r.id.as_str()).collect();
+    println!("Switchyard is listening on http://{address}");
+    println!("  chain:    {rpc_url} (chain id {})", relay.chain.chain_id());
+    println!("  relayers: {}", relayers.join(", "));
+    if generated {
+        println!("  API key:  {api_key}   (generated for this run; set SWITCHYARD_API_KEY to fix one)");
+    }
+    println!();
+    println!("Relay a transaction through the pool (the selector plugin picks the relayer):");
+    println!(
+        "  curl -s -X POST http://{address}/api/v1/transactions -H 'Authorization: Bearer {api_key}' \
+         -H 'Content-Type: application/json' -d '{{\"to\":\"0x000000000000000000000000000000000000dEaD\",\"value\":1}}'"
+    );
+    println!("Then read it, with its decision trail:");
+    println!("  curl -s http://{address}/api/v1/transactions/<id> -H 'Authorization: Bearer {api_key}'");
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,343 @@
+//! The REST API through its router, without sockets (`tower::ServiceExt::oneshot`):
+//! auth, the envelope, OpenZeppelin Relayer's encodings, and bad input of
+//! every kind. Behind the router are the real store and queue (SQLite in
+//! memory) and the real policy plugin; the chain is never reached here.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256, Signature, keccak256};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use switchyard::api::{self, AppState};
+use switchyard::chain::Chain;
+use switchyard::config::{HttpConfig, RelayerConfig};
+use switchyard::pipeline::{Relay, RelaySettings};
+use switchyard::plugins::PluginKind;
+use switchyard::queue::embedded::EmbeddedQueue;
+use switchyard::relayers::{Relayer, RelayerPool};
+use switchyard::store::sqlite::SqliteStore;
+
+const KEY: &str = "test-api-key-0123456789";
+const ALLOWED: &str = "0x00000000000000000000000000000000000000aa";
+// anvil's first two public dev keys.
+const DEV_KEYS: [&str; 2] = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+];
+
+struct Api {
+    app: axum::Router,
+    relay: Arc<Relay>,
+    _plugins: support::TestHost,
+}
+
+async fn api() -> Api {
+    let plugins = support::test_host(
+        &[("policy_allowlist.wasm", support::example("policy_allowlist"))],
+        vec![(PluginKind::Policy, support::slot("policy_allowlist.wasm", &[("contracts", ALLOWED)]))],
+    );
+    let store = SqliteStore::open_url("sqlite::memory:").await.unwrap();
+    let queue = EmbeddedQueue::new(store.pool().clone(), Default::default());
+    let relayers = DEV_KEYS
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let config = RelayerConfig {
+                id: format!("relayer-{}", i + 1),
+                name: None,
+                key: Default::default(),
+                weight: 1,
+                labels: Default::default(),
+                paused: false,
+            };
+            Relayer::new(&config, key.parse().unwrap())
+        })
+        .collect();
+    // Nothing listens on port 9: a handler that reached the chain would fail.
+    let chain = Chain::with_chain_id("http://127.0.0.1:9", Duration::from_millis(200), 31337).unwrap();
+    let settings = RelaySettings {
+        confirmations: 1,
+        poll_interval: Duration::from_millis(100),
+        gas_limit_buffer_bps: 12_000,
+        fee_history_blocks: 4,
+        max_fee_cap: alloy_primitives::U256::from(10u64.pow(12)),
+    };
+    let relay = Arc::new(Relay::new(
+        Arc::new(store),
+        Arc::new(queue),
+        plugins.host.clone(),
+        Arc::new(RelayerPool::new(relayers)),
+        chain,
+        settings,
+    ));
+    let http = HttpConfig { body_limit_bytes: 4096, ..HttpConfig::default() };
+    Api { app: api::router(AppState::new(relay.clone(), KEY, "localhost"), &http), relay, _plugins: plugins }
+}
+
+impl Api {
+    async fn call(&self, method: &str, uri: &str, body: Option<&str>, key: Option<&str>) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(key) = key {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(body.to_string())
+            }
+            None => Body::empty(),
+        };
+        let response = self.app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let value =
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, value)
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.call("GET", uri, None, Some(KEY)).await
+    }
+
+    async fn post(&self, uri: &str, body: &str) -> (StatusCode, Value) {
+        self.call("POST", uri, Some(body), Some(KEY)).await
+    }
+
+    async fn queued(&self) -> u64 {
+        self.relay.queue.stats().await.unwrap().queued
+    }
+}
+
+/// A failure in the envelope, with a message containing `needle`.
+fn assert_failure(answer: &(StatusCode, Value), status: StatusCode, needle: &str) {
+    let (got, body) = answer;
+    assert_eq!(*got, status, "{body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["data"], Value::Null, "{body}");
+    let error = body["error"].as_str().unwrap_or_else(|| panic!("no error text: {body}"));
+    assert!(error.contains(needle), "`{error}` should mention `{needle}`");
+}
+
+#[tokio::test]
+async fn health_is_open_and_everything_else_needs_the_key() {
+    let api = api().await;
+    let (status, body) = api.call("GET", "/api/v1/health", None, None).await;
+    assert_eq!((status, body), (StatusCode::OK, Value::String("OK".into())));
+    assert_failure(&api.call("GET", "/api/v1/relayers", None, None).await, StatusCode::UNAUTHORIZED, "missing");
+    assert_failure(
+        &api.call("GET", "/api/v1/relayers", None, Some("wrong")).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid",
+    );
+    assert_failure(
+        &api.call("POST", "/api/v1/transactions", Some("{}"), None).await,
+        StatusCode::UNAUTHORIZED,
+        "missing",
+    );
+    assert_failure(&api.get("/api/v1/nowhere").await, StatusCode::NOT_FOUND, "no such endpoint");
+}
+
+#[tokio::test]
+async fn relayers_are_listed_with_every_key_present() {
+    let api = api().await;
+    let (status, body) = api.get("/api/v1/relayers").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["success"], true);
+    assert_eq!(body["pagination"]["total_items"], 2);
+    let first = &body["data"][0];
+    assert_eq!(first["id"], "relayer-1");
+    assert_eq!(first["address"], "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+    assert_eq!(first["network_type"], "evm");
+    for key in ["name", "network", "paused", "signer_id", "system_disabled", "policies", "notification_id"] {
+        assert!(first.get(key).is_some(), "missing `{key}` in {first}");
+    }
+    assert_failure(&api.get("/api/v1/relayers/nope").await, StatusCode::NOT_FOUND, "nope");
+}
+
+#[tokio::test]
+async fn a_relayer_transaction_is_stored_queued_and_read_back_in_oz_encoding() {
+    let api = api().await;
+    let body = format!(r#"{{"to":"{ALLOWED}","value":1e+21,"data":"0x","gas_limit":21000,"speed":"safeLow"}}"#);
+    let (status, sent) = api.post("/api/v1/relayers/relayer-1/transactions", &body).await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    let tx = &sent["data"];
+    assert_eq!(tx["status"], "pending");
+    assert_eq!(tx["value"], "0x3635c9adc5dea00000", "1e+21 wei exactly, as 0x hex");
+    assert_eq!(tx["gas_limit"], 21000);
+    assert_eq!(tx["speed"], "safeLow");
+    assert_eq!(tx["relayer_id"], "relayer-1");
+    assert_eq!(tx["from"], "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+    for key in
+        ["hash", "nonce", "sent_at", "confirmed_at", "max_fee_per_gas", "gas_price", "signature", "status_reason"]
+    {
+        assert_eq!(tx[key], Value::Null, "`{key}` is present and null before sending: {tx}");
+    }
+    assert_eq!(api.queued().await, 1, "the outbox entry committed with the row");
+
+    let id = tx["id"].as_str().unwrap();
+    let (status, got) = api.get(&format!("/api/v1/relayers/relayer-1/transactions/{id}")).await;
+    assert_eq!((status, &got["data"]["id"]), (StatusCode::OK, &json!(id)));
+    assert_failure(&api.get(&format!("/api/v1/relayers/relayer-2/transactions/{id}")).await, StatusCode::NOT_FOUND, id);
+
+    let (status, listed) = api.get("/api/v1/relayers/relayer-1/transactions/?page=1&per_page=10").await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["pagination"], json!({"current_page": 1, "per_page": 10, "total_items": 1}));
+    assert_eq!(listed["data"][0]["id"], json!(id));
+
+    // The literal route wins over `{transaction_id}`.
+    assert_failure(
+        &api.get("/api/v1/relayers/relayer-1/transactions/by-nonce/5").await,
+        StatusCode::NOT_FOUND,
+        "nonce 5",
+    );
+}
+
+#[tokio::test]
+async fn the_pool_endpoint_shows_the_policy_decision_in_the_trail() {
+    let api = api().await;
+    let body = format!(r#"{{"to":"{ALLOWED}","value":"7","hints":{{"region":"eu"}}}}"#);
+    let (status, sent) = api.post("/api/v1/transactions", &body).await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    let id = sent["data"]["id"].as_str().unwrap();
+    let (_, got) = api.get(&format!("/api/v1/transactions/{id}")).await;
+    let tx = &got["data"];
+    assert_eq!(tx["relayer_id"], Value::Null, "the selector chooses later, in the worker");
+    assert_eq!(tx["hints"], json!({"region": "eu"}));
+    let policy = &tx["decisions"][0];
+    assert_eq!(policy["kind"], "policy");
+    assert_eq!(policy["plugin"], "policy_allowlist");
+    assert_eq!(policy["version_hash"], json!(support::sha256(&support::example("policy_allowlist"))));
+    assert_eq!(policy["outcome"], "allow");
+    assert_eq!(tx["attempts"], json!([]));
+
+    let (status, stats) = api.get("/api/v1/queue/stats").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stats["data"], json!({"queued": 1, "in_flight": 0, "dead": 0}));
+}
+
+#[tokio::test]
+async fn a_policy_denial_answers_403_with_the_reason_and_persists_nothing() {
+    let api = api().await;
+    let other = "0x00000000000000000000000000000000000000bb";
+    let answer = api.post("/api/v1/transactions", &format!(r#"{{"to":"{other}","value":1}}"#)).await;
+    assert_failure(&answer, StatusCode::FORBIDDEN, "denied by policy");
+    assert!(answer.1["error"].as_str().unwrap().contains("is not on the allowlist"), "{}", answer.1);
+    assert_eq!(api.queued().await, 0);
+    let (_, listed) = api.get("/api/v1/relayers/relayer-1/transactions").await;
+    assert_eq!(listed["pagination"]["total_items"], 0);
+}
+
+#[tokio::test]
+async fn bad_input_of_every_kind_gets_a_clear_4xx_and_nothing_is_queued() {
+    let api = api().await;
+    let send = "/api/v1/relayers/relayer-1/transactions";
+    let cases: Vec<(&str, String, StatusCode, &str)> = vec![
+        ("malformed JSON", "{\"to\": ".into(), StatusCode::BAD_REQUEST, "JSON"),
+        (
+            "wrong type",
+            format!(r#"{{"to":"{ALLOWED}","value":1,"gas_limit":"lots"}}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "gas_limit",
+        ),
+        ("missing value", format!(r#"{{"to":"{ALLOWED}"}}"#), StatusCode::UNPROCESSABLE_ENTITY, "value"),
+        (
+            "negative value",
+            format!(r#"{{"to":"{ALLOWED}","value":-1}}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "non-negative",
+        ),
+        ("fractional value", format!(r#"{{"to":"{ALLOWED}","value":1.5}}"#), StatusCode::UNPROCESSABLE_ENTITY, "whole"),
+        (
+            "value overflow",
+            format!(r#"{{"to":"{ALLOWED}","value":1e80}}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "overflows",
+        ),
+        ("bad address", r#"{"to":"0x1234","value":1}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "not an address"),
+        (
+            "bad data",
+            format!(r#"{{"to":"{ALLOWED}","value":1,"data":"0xzz"}}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not hex",
+        ),
+        (
+            "unknown field",
+            format!(r#"{{"to":"{ALLOWED}","value":1,"gass":1}}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "gass",
+        ),
+        (
+            "unknown speed",
+            format!(r#"{{"to":"{ALLOWED}","value":1,"speed":"ludicrous"}}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "speed",
+        ),
+        (
+            "fixed fees",
+            format!(r#"{{"to":"{ALLOWED}","value":1,"gas_price":5}}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "fee plugin",
+        ),
+        (
+            "bad valid_until",
+            format!(r#"{{"to":"{ALLOWED}","value":1,"valid_until":"tomorrow"}}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "RFC 3339",
+        ),
+        (
+            "oversized body",
+            format!(r#"{{"to":"{ALLOWED}","value":1,"data":"0x{}"}}"#, "ab".repeat(4096)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too large",
+        ),
+    ];
+    for (what, body, status, needle) in cases {
+        let answer = api.post(send, &body).await;
+        assert_eq!(answer.0, status, "{what}: {}", answer.1);
+        assert_failure(&answer, status, needle);
+    }
+    let valid = format!(r#"{{"to":"{ALLOWED}","value":1}}"#);
+    assert_failure(&api.post("/api/v1/relayers/ghost/transactions", &valid).await, StatusCode::NOT_FOUND, "ghost");
+    let no_type = api.call("POST", send, None, Some(KEY)).await;
+    assert_failure(&no_type, StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type");
+    assert_failure(&api.get("/api/v1/relayers/relayer-1/transactions/?page=0").await, StatusCode::BAD_REQUEST, "page");
+    assert_eq!(api.queued().await, 0, "nothing bad was accepted");
+}
+
+#[tokio::test]
+async fn sign_and_sign_typed_data_recover_to_the_relayer() {
+    let api = api().await;
+    let address: Address = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".parse().unwrap();
+    let recover = |data: &Value| -> Signature {
+        for key in ["r", "s", "sig"] {
+            assert!(!data[key].as_str().unwrap().starts_with("0x"), "{key} is hex without 0x");
+        }
+        assert!(matches!(data["v"].as_u64(), Some(27 | 28)), "{data}");
+        let bytes = hex::decode(data["sig"].as_str().unwrap()).unwrap();
+        Signature::try_from(bytes.as_slice()).unwrap()
+    };
+    let (status, signed) = api.post("/api/v1/relayers/relayer-1/sign", r#"{"message":"hello switchyard"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    let signature = recover(&signed["data"]);
+    assert_eq!(signature.recover_address_from_msg("hello switchyard").unwrap(), address);
+
+    let (domain, message) = (B256::repeat_byte(1), B256::repeat_byte(2));
+    let body = json!({ "domain_separator": domain.to_string(), "hash_struct_message": message.to_string() });
+    let (status, signed) = api.post("/api/v1/relayers/relayer-1/sign-typed-data", &body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    let digest = keccak256([&[0x19u8, 0x01][..], domain.as_slice(), message.as_slice()].concat());
+    assert_eq!(recover(&signed["data"]).recover_address_from_prehash(&digest).unwrap(), address);
+
+    let bad = json!({ "domain_separator": "0x12", "hash_struct_message": message.to_string() });
+    assert_failure(
+        &api.post("/api/v1/relayers/relayer-1/sign-typed-data", &bad.to_string()).await,
+        StatusCode::BAD_REQUEST,
+        "domain_separator",
+    );
+}

@@ -1,0 +1,136 @@
+//! The whole relay path on a real chain: anvil on a free loopback port and
+//! the real `switchyard serve` process on the embedded default (SQLite +
+//! embedded queue), with the example plugins built from plugins/.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::relay::{Anvil, STANDARD_PLUGINS, Server, recipient, write_config};
+
+const RELAYERS: usize = 3;
+
+/// Submits one transaction per recipient index through the pool endpoint,
+/// 16 at a time; returns the ids in order.
+async fn submit(server: &Server, range: std::ops::Range<usize>) -> Vec<String> {
+    let mut ids = Vec::new();
+    let indices: Vec<usize> = range.collect();
+    for chunk in indices.chunks(16) {
+        let sends = chunk.iter().map(|&i| async move {
+            let body = json!({ "to": recipient(i), "value": 1, "speed": "fast" });
+            let (status, answer) = server.post("/api/v1/transactions", &body).await;
+            assert_eq!(status, 200, "{answer}");
+            answer["data"]["id"].as_str().unwrap().to_string()
+        });
+        ids.extend(futures_join_all(sends).await);
+    }
+    ids
+}
+
+async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        out.push(handle.await);
+    }
+    out
+}
+
+/// Every transaction landed exactly once: each paid its own recipient
+/// exactly 1 wei, and the relayers' on-chain nonces add up to the count.
+async fn assert_exactly_once(anvil: &Anvil, txs: &[Value]) {
+    for (i, tx) in txs.iter().enumerate() {
+        assert_eq!(tx["status"], "confirmed", "{tx}");
+        assert_eq!(anvil.balance(&recipient(i)).await, 1, "recipient {i} was paid exactly once");
+    }
+    let mut on_chain = 0;
+    let addresses: std::collections::BTreeSet<&str> = txs.iter().map(|tx| tx["from"].as_str().unwrap()).collect();
+    for address in addresses {
+        on_chain += anvil.nonce(address).await;
+    }
+    assert_eq!(on_chain, txs.len() as u64, "one chain transaction per relayed transaction");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_transactions_through_the_pool_on_three_relayers() {
+    let Some(anvil) = Anvil::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (config, env) = write_config(dir.path(), &anvil, RELAYERS, STANDARD_PLUGINS);
+    let server = Server::start(&config, &env);
+
+    let ids = submit(&server, 0..300).await;
+    let txs = server.wait_final(&ids, Duration::from_secs(240)).await;
+    assert_exactly_once(&anvil, &txs).await;
+
+    // Round robin over three healthy relayers: an even split.
+    let mut nonces: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for tx in &txs {
+        nonces.entry(tx["relayer_id"].as_str().unwrap().to_string()).or_default().push(tx["nonce"].as_u64().unwrap());
+    }
+    assert_eq!(nonces.len(), RELAYERS);
+    for (relayer, mut lane) in nonces {
+        lane.sort_unstable();
+        assert_eq!(lane, (0..100).collect::<Vec<u64>>(), "{relayer}: nonces 0..100, contiguous, each once");
+    }
+
+    // Each trail names the plugin builds that decided.
+    let hash = |name: &str| support::sha256(&support::example(name));
+    let expected = [
+        ("policy", "policy_allowlist", hash("policy_allowlist")),
+        ("selector", "selector_round_robin", hash("selector_round_robin")),
+        ("fee", "fee_eip1559", hash("fee_eip1559")),
+    ];
+    for tx in &txs {
+        let decisions = tx["decisions"].as_array().unwrap();
+        for (kind, plugin, version_hash) in &expected {
+            let decision = decisions.iter().find(|d| d["kind"] == *kind).unwrap_or_else(|| panic!("no {kind}: {tx}"));
+            assert_eq!(decision["plugin"], *plugin, "{tx}");
+            assert_eq!(decision["version_hash"], json!(version_hash), "{tx}");
+            assert_eq!(decision["fallback_reason"], Value::Null, "{tx}");
+        }
+        let attempts = tx["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 1, "{tx}");
+        assert_eq!(attempts[0]["hash"], tx["hash"]);
+        assert_eq!(attempts[0]["nonce"], tx["nonce"]);
+    }
+
+    let (_, stats) = server.get("/api/v1/queue/stats").await;
+    assert_eq!(stats["data"], json!({"queued": 0, "in_flight": 0, "dead": 0}));
+    assert!(server.stop().success(), "SIGTERM drains and exits 0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_and_crashing_mid_run_loses_nothing_and_sends_nothing_twice() {
+    let Some(anvil) = Anvil::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (config, env) = write_config(dir.path(), &anvil, RELAYERS, STANDARD_PLUGINS);
+
+    // A graceful stop with most of the work still queued.
+    let server = Server::start(&config, &env);
+    let mut ids = submit(&server, 0..100).await;
+    let (_, stats) = server.get("/api/v1/queue/stats").await;
+    assert!(server.stop().success(), "SIGTERM drains and exits 0");
+    eprintln!("stopped with queue {}", stats["data"]);
+
+    // A crash with work queued and in flight.
+    let server = Server::start(&config, &env);
+    ids.extend(submit(&server, 100..200).await);
+    server.kill();
+
+    let server = Server::start(&config, &env);
+    let txs = server.wait_final(&ids, Duration::from_secs(240)).await;
+    assert_exactly_once(&anvil, &txs).await;
+    for tx in &txs {
+        let relayer = tx["relayer_id"].as_str().unwrap();
+        let (status, by_nonce) =
+            server.get(&format!("/api/v1/relayers/{relayer}/transactions/by-nonce/{}", tx["nonce"])).await;
+        assert_eq!(
+            (status, &by_nonce["data"]["id"]),
+            (200, &tx["id"]),
+            "nonce {} of {relayer} is this one",
+            tx["nonce"]
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! A real chain (anvil from npm) and a real `switchyard serve` process, for
+//! the end-to-end tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::repo_root;
+
+pub const API_KEY: &str = "e2e-api-key-0123456789abcdef";
+
+/// Fails under CI (the suite must run there), skips with a message elsewhere.
+pub fn skip(what: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what} (CI=true: this test must run)");
+    }
+    eprintln!("SKIPPED: {what}");
+}
+
+fn anvil_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("SWITCHYARD_ANVIL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("tools/npm/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"));
+    path.is_file().then_some(path)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// anvil on a free loopback port; killed when dropped.
+pub struct Anvil {
+    pub url: String,
+    pub keys: Vec<String>,
+    child: Child,
+}
+
+impl Anvil {
+    /// `None` (after `skip`) when anvil is not installed: run
+    /// `scripts/npm-tools.sh`.
+    pub fn start() -> Option<Anvil> {
+        let Some(binary) = anvil_binary() else {
+            skip("anvil is not installed (scripts/npm-tools.sh installs it)");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = dir.path().join("accounts.json");
+        let port = free_port();
+        let child = Command::new(binary)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--silent", "--accounts", "10"])
+            .arg("--config-out")
+            .arg(&accounts)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start anvil");
+        let mut anvil = Anvil { url: format!("http://127.0.0.1:{port}"), keys: Vec::new(), child };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let keys = std::fs::read_to_string(&accounts)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| v["private_keys"].as_array().cloned());
+            if let Some(keys) = keys
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                anvil.keys = keys.iter().map(|k| k.as_str().unwrap().to_string()).collect();
+                return Some(anvil);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("anvil did not start on port {port}");
+    }
+
+    pub async fn rpc(&self, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let answer: Value = client().post(&self.url).json(&body).send().await.unwrap().json().await.unwrap();
+        answer.get("result").cloned().unwrap_or_else(|| panic!("{method}: {answer}"))
+    }
+
+    pub async fn nonce(&self, address: &str) -> u64 {
+        let hex = self.rpc("eth_getTransactionCount", json!([address, "latest"])).await;
+        u64::from_str_radix(hex.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    }
+
+    pub async fn balance(&self, address: &str) -> u128 {
+        let hex = self.rpc("eth_getBalance", json!([address, "latest"])).await;
+        u128::from_str_radix(hex.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+/// A config file for `serve` against `anvil`, with `relayers` of its dev
+/// keys (from the second on; each in an environment variable) and the
+/// example plugins.
+pub fn write_config(dir: &Path, anvil: &Anvil, relayers: usize, plugins: &str) -> (PathBuf, Vec<(String, String)>) {
+    let mut env = vec![("SWITCHYARD_API_KEY".to_string(), API_KEY.to_string())];
+    let mut text = format!(
+        r#"
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+rpc_url = "{url}"
+[network]
+poll_interval_ms = 100
+[queue]
+lease_ms = 3000
+base_delay_ms = 200
+max_delay_ms = 2000
+workers = 8
+[http]
+shutdown_grace_ms = 10000
+[plugins]
+dir = "{plugin_dir}"
+watch = false
+{plugins}
+"#,
+        data = dir.join("data").display(),
+        url = anvil.url,
+        plugin_dir = super::examples().display(),
+    );
+    for i in 1..=relayers {
+        let var = format!("E2E_RELAYER_{i}_KEY");
+        text.push_str(&format!("[[relayers]]\nid = \"relayer-{i}\"\nkey = {{ env = \"{var}\" }}\n"));
+        env.push((var, anvil.keys[i].clone()));
+    }
+    let file = dir.join("switchyard.toml");
+    std::fs::write(&file, text).unwrap();
+    (file, env)
+}
+
+pub const STANDARD_PLUGINS: &str = r#"
+[plugins.selector]
+file = "selector_round_robin.wasm"
+timeout_ms = 50
+[plugins.policy]
+file = "policy_allowlist.wasm"
+timeout_ms = 50
+[plugins.policy.config]
+contracts = "*"
+[plugins.fee]
+file = "fee_eip1559.wasm"
+timeout_ms = 50
+"#;
+
+/// A running `switchyard serve`.
+pub struct Server {
+    pub url: String,
+    child: Child,
+}
+
+impl Server {
+    pub fn start(config: &Path, env: &[(String, String)]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", "warn,switchyard=info")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start switchyard serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines
+            .next()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| panic!("serve printed nothing; exit: {:?}", child.try_wait()));
+        let url = first.rsplit(' ').next().unwrap().to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "unexpected first line: {first}");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Server { url, child }
+    }
+
+    /// SIGTERM, then waits: the exit status of a graceful drain.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+
+    /// SIGKILL: a crash, nothing drained.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response =
+            client().post(format!("{}{path}", self.url)).bearer_auth(API_KEY).json(body).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = client().get(format!("{}{path}", self.url)).bearer_auth(API_KEY).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// Polls until every transaction in `ids` is in a final status; returns
+    /// them as the pool endpoint shows them.
+    pub async fn wait_final(&self, ids: &[String], timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        let mut done: Vec<Option<Value>> = vec![None; ids.len()];
+        loop {
+            for (i, id) in ids.iter().enumerate() {
+                if done[i].is_some() {
+                    continue;
+                }
+                let (status, body) = self.get(&format!("/api/v1/transactions/{id}")).await;
+                assert_eq!(status, 200, "{body}");
+                let tx = &body["data"];
+                if ["confirmed", "failed", "expired", "canceled"].contains(&tx["status"].as_str().unwrap()) {
+                    done[i] = Some(tx.clone());
+                }
+            }
+            let left = done.iter().filter(|d| d.is_none()).count();
+            if left == 0 {
+                return done.into_iter().map(Option::unwrap).collect();
+            }
+            if Instant::now() > deadline {
+                let (_, stats) = self.get("/api/v1/queue/stats").await;
+                panic!("{left} of {} transactions not final after {timeout:?}; queue: {stats}", ids.len());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A recipient no one else pays: its balance proves how often its
+/// transaction landed.
+pub fn recipient(i: usize) -> String {
+    format!("0x{:040x}", 0x5157_0000_0000u64 + i as u64)
+}
