@@ -96,8 +96,8 @@ impl Worker {
             store.set_status(id, TxStatus::Expired, Some("valid_until passed before it was sent")).await.map_err(s)?;
             return Ok(Step::Done);
         }
-        let (relayer, tx) = match tx.nonce {
-            Some(_) => (self.relayer_of(&tx)?, tx),
+        let (relayer, tx, estimate) = match tx.nonce {
+            Some(_) => (self.relayer_of(&tx)?, tx, None),
             None => match self.assign(tx).await? {
                 Ok(assigned) => assigned,
                 Err(step) => return Ok(step),
@@ -107,7 +107,7 @@ impl Worker {
             // A redelivery after a crash, or after the node could not be
             // reached: send the same bytes again.
             Some(last) => last.clone(),
-            None => match self.price_and_record(&tx, relayer).await? {
+            None => match self.price_and_record(&tx, relayer, estimate).await? {
                 Ok(attempt) => attempt,
                 Err(step) => return Ok(step),
             },
@@ -123,7 +123,7 @@ impl Worker {
     /// Chooses the relayer (or takes the client's), estimates gas and gives
     /// the transaction its nonce. A call that reverts in estimation fails
     /// the transaction before it takes a nonce.
-    async fn assign(&self, tx: Transaction) -> Result<Result<(&Relayer, Transaction), Step>, String> {
+    async fn assign(&self, tx: Transaction) -> Result<Result<(&Relayer, Transaction, Option<u64>), Step>, String> {
         let store = &self.relay.store;
         let id = tx.id().to_string();
         let (relayer, decision) = match &tx.relayer_id {
@@ -154,36 +154,45 @@ impl Worker {
         if !relayer.stats().healthy {
             return Ok(Err(Step::Retry(format!("relayer `{}` is not healthy yet", relayer.id))));
         }
-        let mut request = tx.request.clone();
-        if request.gas_limit.is_none() {
-            match self.relay.chain.estimate_gas(relayer.address, &request).await {
-                Ok(estimate) => {
-                    let buffered = u128::from(estimate) * u128::from(self.relay.settings.gas_limit_buffer_bps) / 10_000;
-                    request.gas_limit = Some(u64::try_from(buffered).unwrap_or(u64::MAX));
-                }
-                Err(ChainError::Refused(reason)) => {
+        let estimate = match tx.request.gas_limit {
+            Some(_) => None,
+            None => match self.estimate(relayer, &tx).await? {
+                Ok(estimate) => Some(estimate),
+                Err(reverted) => {
                     store.add_decision(&id, &decision).await.map_err(s)?;
-                    let reason = format!("gas estimation failed: {reason}");
-                    store.set_status(&id, TxStatus::Failed, Some(&reason)).await.map_err(s)?;
+                    store.set_status(&id, TxStatus::Failed, Some(&reverted)).await.map_err(s)?;
                     return Ok(Err(Step::Done));
                 }
-                Err(error) => return Ok(Err(Step::Retry(error.to_string()))),
-            }
-        }
+            },
+        };
         let assignment = store.assign_nonce(&id, &relayer.id, &decision).await.map_err(s)?;
         if assignment.fresh {
             relayer.update_stats(|stats| stats.pending += 1);
         }
         let mut tx = tx;
-        tx.request = request;
         tx.nonce = Some(assignment.nonce);
         tx.relayer_id = Some(relayer.id.clone());
-        Ok(Ok((relayer, tx)))
+        Ok(Ok((relayer, tx, estimate)))
+    }
+
+    /// `eth_estimateGas`: `Ok(Err(reason))` when the call reverts.
+    async fn estimate(&self, relayer: &Relayer, tx: &Transaction) -> Result<Result<u64, String>, String> {
+        match self.relay.chain.estimate_gas(relayer.address, &tx.request).await {
+            Ok(estimate) => Ok(Ok(estimate)),
+            Err(ChainError::Refused(reason)) => Ok(Err(format!("gas estimation failed: {reason}"))),
+            Err(error) => Err(error.to_string()),
+        }
     }
 
     /// Asks the fee plugin, signs, and persists the attempt before anything
-    /// leaves the host.
-    async fn price_and_record(&self, tx: &Transaction, relayer: &Relayer) -> Result<Result<Attempt, Step>, String> {
+    /// leaves the host. A client's gas limit is used as given; an estimate
+    /// gets the configured buffer and the fee plugin's factor.
+    async fn price_and_record(
+        &self,
+        tx: &Transaction,
+        relayer: &Relayer,
+        estimate: Option<u64>,
+    ) -> Result<Result<Attempt, Step>, String> {
         let settings = &self.relay.settings;
         let market = match self.relay.chain.fee_market(settings.fee_history_blocks, settings.max_fee_cap, None).await {
             Ok(market) => market,
@@ -200,10 +209,21 @@ impl Worker {
                 return Ok(Err(Step::Retry(format!("the fee plugin cannot price: {reason}"))));
             }
         };
-        let estimate = tx.request.gas_limit.ok_or("no gas limit after estimation")?;
-        let gas_limit =
-            u64::try_from(u128::from(estimate) * u128::from(quote.gas_limit_factor_bps.max(10_000)) / 10_000)
-                .unwrap_or(u64::MAX);
+        let gas_limit = match (tx.request.gas_limit, estimate) {
+            (Some(given), _) => given,
+            (None, estimate) => {
+                // Redelivered between nonce and attempt: estimate again.
+                let estimate = match estimate {
+                    Some(estimate) => estimate,
+                    None => match self.estimate(relayer, tx).await? {
+                        Ok(estimate) => estimate,
+                        Err(reverted) => return Ok(Err(self.fail(tx, &reverted).await?)),
+                    },
+                };
+                let bps = u128::from(settings.gas_limit_buffer_bps) * u128::from(quote.gas_limit_factor_bps.max(10_000));
+                u64::try_from(u128::from(estimate) * bps / 100_000_000).unwrap_or(u64::MAX)
+            }
+        };
         let nonce = tx.nonce.ok_or("no nonce after assignment")?;
         let fields = SendFields {
             chain_id: self.relay.chain.chain_id(),
@@ -262,13 +282,19 @@ impl Worker {
                     return Ok(Step::Done);
                 }
                 let reason = format!("the node refused the transaction: {}", error.refusal().unwrap_or_default());
-                store.add_decision(tx.id(), &host_record("send", reason.clone())).await.map_err(s)?;
-                store.set_status(tx.id(), TxStatus::Failed, Some(&reason)).await.map_err(s)?;
                 relayer.update_stats(|stats| stats.pending = stats.pending.saturating_sub(1));
-                Ok(Step::Done)
+                self.fail(tx, &reason).await
             }
             Err(error) => Ok(Step::Retry(error.to_string())),
         }
+    }
+
+    /// Fails a transaction that holds a nonce, with the reason in its trail.
+    async fn fail(&self, tx: &Transaction, reason: &str) -> Result<Step, String> {
+        let store = &self.relay.store;
+        store.add_decision(tx.id(), &host_record("send", reason.to_string())).await.map_err(s)?;
+        store.set_status(tx.id(), TxStatus::Failed, Some(reason)).await.map_err(s)?;
+        Ok(Step::Done)
     }
 }
 
