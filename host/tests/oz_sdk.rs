@@ -19,7 +19,7 @@ async fn the_official_oz_sdk_relays_and_reads_back_a_confirmed_transaction() {
     }
     let Some(anvil) = Anvil::start() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (config, env) = write_config(dir.path(), &anvil, 1, STANDARD_PLUGINS);
+    let (config, env) = write_config(dir.path(), &anvil, 1, 8, STANDARD_PLUGINS);
     let server = Server::start(&config, &env);
 
     let script = support::repo_root().join("host/tests/oz_sdk/relay.cjs");

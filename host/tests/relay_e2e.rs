@@ -57,7 +57,7 @@ async fn assert_exactly_once(anvil: &Anvil, txs: &[Value]) {
 async fn three_hundred_transactions_through_the_pool_on_three_relayers() {
     let Some(anvil) = Anvil::start() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (config, env) = write_config(dir.path(), &anvil, RELAYERS, STANDARD_PLUGINS);
+    let (config, env) = write_config(dir.path(), &anvil, RELAYERS, 8, STANDARD_PLUGINS);
     let server = Server::start(&config, &env);
 
     let ids = submit(&server, 0..300).await;
@@ -105,19 +105,24 @@ async fn three_hundred_transactions_through_the_pool_on_three_relayers() {
 async fn stopping_and_crashing_mid_run_loses_nothing_and_sends_nothing_twice() {
     let Some(anvil) = Anvil::start() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (config, env) = write_config(dir.path(), &anvil, RELAYERS, STANDARD_PLUGINS);
+    // One worker, so that submissions outrun sending and work is left over.
+    let (config, env) = write_config(dir.path(), &anvil, RELAYERS, 1, STANDARD_PLUGINS);
 
-    // A graceful stop with most of the work still queued.
+    // A graceful stop with work still queued.
     let server = Server::start(&config, &env);
     let mut ids = submit(&server, 0..100).await;
     let (_, stats) = server.get("/api/v1/queue/stats").await;
     assert!(server.stop().success(), "SIGTERM drains and exits 0");
     eprintln!("stopped with queue {}", stats["data"]);
+    assert!(stats["data"]["queued"].as_u64().unwrap() > 0, "the stop must leave work queued: {stats}");
 
     // A crash with work queued and in flight.
     let server = Server::start(&config, &env);
     ids.extend(submit(&server, 100..200).await);
+    let (_, stats) = server.get("/api/v1/queue/stats").await;
     server.kill();
+    eprintln!("killed with queue {}", stats["data"]);
+    assert!(stats["data"]["queued"].as_u64().unwrap() > 0, "the crash must leave work queued: {stats}");
 
     let server = Server::start(&config, &env);
     let txs = server.wait_final(&ids, Duration::from_secs(240)).await;

@@ -220,7 +220,8 @@ impl Worker {
                         Err(reverted) => return Ok(Err(self.fail(tx, &reverted).await?)),
                     },
                 };
-                let bps = u128::from(settings.gas_limit_buffer_bps) * u128::from(quote.gas_limit_factor_bps.max(10_000));
+                let bps =
+                    u128::from(settings.gas_limit_buffer_bps) * u128::from(quote.gas_limit_factor_bps.max(10_000));
                 u64::try_from(u128::from(estimate) * bps / 100_000_000).unwrap_or(u64::MAX)
             }
         };

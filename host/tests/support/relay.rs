@@ -103,9 +103,15 @@ pub fn client() -> reqwest::Client {
 }
 
 /// A config file for `serve` against `anvil`, with `relayers` of its dev
-/// keys (from the second on; each in an environment variable) and the
-/// example plugins.
-pub fn write_config(dir: &Path, anvil: &Anvil, relayers: usize, plugins: &str) -> (PathBuf, Vec<(String, String)>) {
+/// keys (from the second on; each in an environment variable), `workers`
+/// queue workers and the example plugins.
+pub fn write_config(
+    dir: &Path,
+    anvil: &Anvil,
+    relayers: usize,
+    workers: usize,
+    plugins: &str,
+) -> (PathBuf, Vec<(String, String)>) {
     let mut env = vec![("SWITCHYARD_API_KEY".to_string(), API_KEY.to_string())];
     let mut text = format!(
         r#"
@@ -118,7 +124,7 @@ poll_interval_ms = 100
 lease_ms = 3000
 base_delay_ms = 200
 max_delay_ms = 2000
-workers = 8
+workers = {workers}
 [http]
 shutdown_grace_ms = 10000
 [plugins]
