@@ -341,3 +341,55 @@ async fn sign_and_sign_typed_data_recover_to_the_relayer() {
         "domain_separator",
     );
 }
+
+#[tokio::test]
+async fn replace_and_cancel_before_sending_and_409_after() {
+    let api = api().await;
+    let send = "/api/v1/relayers/relayer-1/transactions";
+    let body = format!(r#"{{"to":"{ALLOWED}","value":1}}"#);
+    let id_of = |answer: &(StatusCode, Value)| answer.1["data"]["id"].as_str().unwrap().to_string();
+    let (first, second, third) =
+        (id_of(&api.post(send, &body).await), id_of(&api.post(send, &body).await), id_of(&api.post(send, &body).await));
+    assert_eq!(api.queued().await, 3);
+
+    let replacement = format!(r#"{{"to":"{ALLOWED}","value":"0x10","speed":"fastest"}}"#);
+    let (status, replaced) = api.call("PUT", &format!("{send}/{first}"), Some(&replacement), Some(KEY)).await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!((&replaced["data"]["value"], &replaced["data"]["speed"]), (&json!("0x10"), &json!("fastest")));
+    let denied = format!(r#"{{"to":"0x00000000000000000000000000000000000000bb","value":1}}"#);
+    let answer = api.call("PUT", &format!("{send}/{first}"), Some(&denied), Some(KEY)).await;
+    assert_failure(&answer, StatusCode::FORBIDDEN, "denied by policy");
+    assert_eq!(
+        api.get(&format!("{send}/{first}")).await.1["data"]["value"],
+        "0x10",
+        "a denied replacement changes nothing"
+    );
+
+    let (status, canceled) = api.call("DELETE", &format!("{send}/{first}"), None, Some(KEY)).await;
+    assert_eq!((status, &canceled["data"]["status"]), (StatusCode::OK, &json!("canceled")), "{canceled}");
+    assert_eq!(api.queued().await, 2, "its queue entry went with it");
+    assert_failure(
+        &api.call("DELETE", &format!("{send}/{first}"), None, Some(KEY)).await,
+        StatusCode::CONFLICT,
+        "is canceled",
+    );
+
+    // Once a worker has given it a nonce, it is too late for either.
+    let selector = switchyard::store::DecisionRecord {
+        kind: "selector".into(),
+        plugin: None,
+        version_hash: None,
+        outcome: "client chose relayer-1".into(),
+        fallback_reason: None,
+        at: 0,
+    };
+    api.relay.store.assign_nonce(&second, "relayer-1", &selector).await.unwrap();
+    let answer = api.call("PUT", &format!("{send}/{second}"), Some(&replacement), Some(KEY)).await;
+    assert_failure(&answer, StatusCode::CONFLICT, "with nonce 0: only a transaction not yet sent can be replaced");
+
+    let (status, all) = api.call("DELETE", &format!("{send}/pending"), None, Some(KEY)).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(all["data"]["queued_for_cancellation_transaction_ids"], json!([third]));
+    assert_eq!(all["data"]["failed_to_queue_transaction_ids"], json!([second]));
+    assert_eq!(all["data"]["total_processed"], 2);
+}

@@ -76,7 +76,9 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound(_) => ApiError::not_found(error.to_string()),
-            StoreError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, error.to_string()),
+            StoreError::Duplicate(_) | StoreError::NotPending { .. } => {
+                ApiError::new(StatusCode::CONFLICT, error.to_string())
+            }
             StoreError::Unavailable(_) => ApiError::unavailable(error.to_string()),
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
         }
@@ -93,6 +95,7 @@ impl From<SubmitError> for ApiError {
             }
             SubmitError::Store(store) => store.into(),
             SubmitError::Plugin(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+            SubmitError::TooLate { .. } => ApiError::new(StatusCode::CONFLICT, error.to_string()),
         }
     }
 }

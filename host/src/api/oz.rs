@@ -5,7 +5,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -34,7 +34,11 @@ pub(super) fn routes() -> Router<AppState> {
         .route(&format!("{relayer}/transactions"), post(send_transaction).get(list_transactions))
         .route(&format!("{relayer}/transactions/"), get(list_transactions))
         .route(&format!("{relayer}/transactions/by-nonce/{{nonce}}"), get(transaction_by_nonce))
-        .route(&format!("{relayer}/transactions/{{transaction_id}}"), get(get_transaction))
+        .route(&format!("{relayer}/transactions/pending"), delete(cancel_all_pending))
+        .route(
+            &format!("{relayer}/transactions/{{transaction_id}}"),
+            get(get_transaction).put(replace_transaction).delete(cancel_transaction),
+        )
 }
 
 type Answer<T> = Result<Json<Envelope<T>>, ApiError>;
@@ -314,17 +318,77 @@ async fn transaction_by_nonce(
     Ok(Json(Envelope::ok(oz_view(&state, &tx))))
 }
 
+/// A transaction of this relayer: one it sends, or (before the selector has
+/// chosen) one no relayer sends yet.
+async fn relayer_transaction(state: &AppState, relayer_id: &str, id: &str) -> Result<Transaction, ApiError> {
+    relayer(state, relayer_id)?;
+    let tx = state.relay.store.get(id).await?;
+    tx.filter(|tx| tx.relayer_id.as_deref().is_none_or(|r| r == relayer_id))
+        .ok_or_else(|| ApiError::not_found(format!("Transaction with ID {id} not found")))
+}
+
 async fn get_transaction(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Answer<OzTransaction> {
-    let Path((id, transaction_id)) = path?;
-    relayer(&state, &id)?;
-    let tx = state.relay.store.get(&transaction_id).await?;
-    // A transaction is found under the relayer that sends it, or (before the
-    // selector has chosen) under none.
-    let tx = tx
-        .filter(|tx| tx.relayer_id.as_deref().is_none_or(|r| r == id))
-        .ok_or_else(|| ApiError::not_found(format!("Transaction with ID {transaction_id} not found")))?;
+    let Path((relayer_id, id)) = path?;
+    let tx = relayer_transaction(&state, &relayer_id, &id).await?;
     Ok(Json(Envelope::ok(oz_view(&state, &tx))))
+}
+
+/// Replaces a transaction not yet sent; the policy plugin judges the new
+/// request. One already sent is answered 409.
+async fn replace_transaction(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Json<TransactionBody>, JsonRejection>,
+) -> Answer<OzTransaction> {
+    let Path((relayer_id, id)) = path?;
+    let Json(body) = body?;
+    relayer_transaction(&state, &relayer_id, &id).await?;
+    let tx = state.relay.replace(&id, submission(body, Some(relayer_id))?).await?;
+    Ok(Json(Envelope::ok(oz_view(&state, &tx))))
+}
+
+/// Cancels a transaction not yet sent. One already sent is answered 409.
+async fn cancel_transaction(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Answer<OzTransaction> {
+    let Path((relayer_id, id)) = path?;
+    relayer_transaction(&state, &relayer_id, &id).await?;
+    let tx = state.relay.cancel(&id).await?;
+    Ok(Json(Envelope::ok(oz_view(&state, &tx))))
+}
+
+#[derive(Debug, Serialize)]
+struct CancelAll {
+    queued_for_cancellation_transaction_ids: Vec<String>,
+    failed_to_queue_transaction_ids: Vec<String>,
+    total_processed: u32,
+}
+
+/// Cancels every unfinished transaction of the relayer that is not yet
+/// sent; those already sent are listed as not canceled.
+async fn cancel_all_pending(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Answer<CancelAll> {
+    let Path(relayer_id) = path?;
+    relayer(&state, &relayer_id)?;
+    let unfinished = state.relay.store.unfinished(&relayer_id).await?;
+    let mut answer = CancelAll {
+        queued_for_cancellation_transaction_ids: Vec::new(),
+        failed_to_queue_transaction_ids: Vec::new(),
+        total_processed: u32::try_from(unfinished.len()).unwrap_or(u32::MAX),
+    };
+    for tx in unfinished {
+        let id = tx.id().to_string();
+        match state.relay.cancel(&id).await {
+            Ok(_) => answer.queued_for_cancellation_transaction_ids.push(id),
+            Err(crate::pipeline::SubmitError::TooLate { .. }) => answer.failed_to_queue_transaction_ids.push(id),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(Json(Envelope::ok(answer)))
 }

@@ -35,6 +35,10 @@ pub enum SubmitError {
     Store(#[from] StoreError),
     #[error("a plugin call failed to run: {0}")]
     Plugin(String),
+    /// Only a transaction not yet given a nonce can be replaced or canceled
+    /// here; at its nonce on chain that is a replacement send (issue 5).
+    #[error("transaction {id} is {status}{}: only a transaction not yet sent can be {action}", .nonce.map(|n| format!(" with nonce {n}")).unwrap_or_default())]
+    TooLate { id: String, status: crate::store::TxStatus, nonce: Option<u64>, action: &'static str },
 }
 
 /// Settings of the relay path, from the `[network]` config.
@@ -94,6 +98,49 @@ impl Relay {
             None => {}
         }
         request.chain_id = self.chain.chain_id();
+        let (request, record) = self.admit(request).await?;
+        let id = request.id.clone();
+        let new = NewTransaction { request, relayer_id, valid_until, decisions: vec![record], created_at: now_ms() };
+        self.store.insert(&new).await?;
+        self.store.get(&id).await?.ok_or_else(|| SubmitError::Store(StoreError::NotFound(id)))
+    }
+
+    /// Replaces a transaction not yet sent: the policy plugin judges the new
+    /// request, and a denial changes nothing.
+    pub async fn replace(&self, id: &str, submission: Submission) -> Result<Transaction, SubmitError> {
+        let Submission { mut request, valid_until, .. } = submission;
+        let current = self.store.get(id).await?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        request.id = id.to_string();
+        request.chain_id = current.request.chain_id;
+        request.api_key_id = current.request.api_key_id.clone();
+        request.hints = current.request.hints.clone();
+        let (request, record) = self.admit(request).await?;
+        if !self.store.replace_pending(&request, valid_until, &record).await? {
+            return Err(self.too_late(id, "replaced").await);
+        }
+        self.store.get(id).await?.ok_or_else(|| SubmitError::Store(StoreError::NotFound(id.to_string())))
+    }
+
+    /// Cancels a transaction not yet sent.
+    pub async fn cancel(&self, id: &str) -> Result<Transaction, SubmitError> {
+        let record = host_record("api", "canceled by the client".into());
+        if !self.store.cancel_pending(id, "canceled by the client", &record).await? {
+            return Err(self.too_late(id, "canceled").await);
+        }
+        self.store.get(id).await?.ok_or_else(|| SubmitError::Store(StoreError::NotFound(id.to_string())))
+    }
+
+    async fn too_late(&self, id: &str, action: &'static str) -> SubmitError {
+        match self.store.get(id).await {
+            Ok(Some(tx)) => SubmitError::TooLate { id: id.to_string(), status: tx.status, nonce: tx.nonce, action },
+            Ok(None) => StoreError::NotFound(id.to_string()).into(),
+            Err(error) => error.into(),
+        }
+    }
+
+    /// Runs the policy plugin: the admitted (possibly amended) request and
+    /// the decision for the trail, or the denial.
+    async fn admit(&self, mut request: TxRequest) -> Result<(TxRequest, DecisionRecord), SubmitError> {
         let usage = Usage { requests_today: self.usage.next() };
         let plugins = self.plugins.clone();
         let asked = request.clone();
@@ -101,18 +148,15 @@ impl Relay {
             .await
             .map_err(|e| SubmitError::Plugin(e.to_string()))?;
         let record = record(PluginKind::Policy, &verdict, verdict_text(&verdict.outcome));
-        match &verdict.outcome {
-            Verdict::Deny(reason) => return Err(SubmitError::Denied(reason.clone())),
+        match verdict.outcome {
+            Verdict::Deny(reason) => return Err(SubmitError::Denied(reason)),
             Verdict::Allow => {}
             Verdict::AllowWithChanges(changes) => {
                 request.gas_limit = changes.gas_limit.or(request.gas_limit);
                 request.speed = changes.speed.unwrap_or(request.speed);
             }
         }
-        let id = request.id.clone();
-        let new = NewTransaction { request, relayer_id, valid_until, decisions: vec![record], created_at: now_ms() };
-        self.store.insert(&new).await?;
-        self.store.get(&id).await?.ok_or_else(|| SubmitError::Store(StoreError::NotFound(id)))
+        Ok((request, record))
     }
 
     /// Starts `workers` queue workers and the watcher; they stop, after

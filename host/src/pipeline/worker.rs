@@ -14,7 +14,7 @@ use crate::chain::ChainError;
 use crate::plugins::{FeeDecision, PluginKind, Selection, TxRequest};
 use crate::queue::{Delivery, RetryOutcome};
 use crate::relayers::{Relayer, SendFields};
-use crate::store::{Attempt, Transaction, TxStatus, now_ms};
+use crate::store::{Attempt, StoreError, Transaction, TxStatus, now_ms};
 
 /// How long one `receive` waits before the worker checks for shutdown.
 const RECEIVE_WAIT: Duration = Duration::from_millis(500);
@@ -165,14 +165,21 @@ impl Worker {
                 }
             },
         };
-        let assignment = store.assign_nonce(&id, &relayer.id, &decision).await.map_err(s)?;
+        let assignment = match store.assign_nonce(&id, &relayer.id, &decision).await {
+            Ok(assignment) => assignment,
+            // Canceled while this worker estimated: nothing to send.
+            Err(StoreError::NotPending { .. }) => return Ok(Err(Step::Done)),
+            Err(error) => return Err(error.to_string()),
+        };
         if assignment.fresh {
             relayer.update_stats(|stats| stats.pending += 1);
         }
-        let mut tx = tx;
-        tx.nonce = Some(assignment.nonce);
-        tx.relayer_id = Some(relayer.id.clone());
-        Ok(Ok((relayer, tx, estimate)))
+        // From here the request is frozen; it may have been replaced after
+        // this worker read it, so the stored one is sent (and re-estimated
+        // if it changed).
+        let assigned = store.get(&id).await.map_err(s)?.ok_or_else(|| format!("transaction {id} vanished"))?;
+        let estimate = estimate.filter(|_| assigned.request == tx.request);
+        Ok(Ok((relayer, assigned, estimate)))
     }
 
     /// `eth_estimateGas`: `Ok(Err(reason))` when the call reverts.

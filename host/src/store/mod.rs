@@ -26,6 +26,10 @@ pub enum StoreError {
     NotFound(String),
     #[error("transaction {0} already exists")]
     Duplicate(String),
+    /// The transaction has moved on (canceled, or given a nonce) and can no
+    /// longer take this change.
+    #[error("transaction {id} is {status}")]
+    NotPending { id: String, status: TxStatus },
     /// A row the store cannot read back: written by another version, or
     /// edited by hand.
     #[error("corrupt row: {0}")]
@@ -205,13 +209,30 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Gives the transaction `relayer_id` and that relayer's next nonce, and
     /// appends `decision` to its trail, in one database transaction. A
     /// transaction that already has a nonce keeps it (and its relayer): the
-    /// call is idempotent under redelivery.
+    /// call is idempotent under redelivery. One canceled meanwhile is
+    /// [`StoreError::NotPending`].
     async fn assign_nonce(
         &self,
         id: &str,
         relayer_id: &str,
         decision: &DecisionRecord,
     ) -> Result<NonceAssignment, StoreError>;
+
+    /// Cancels a transaction that has no nonce yet, with `decision` in its
+    /// trail, and drops its queue entry if no worker holds it. `false` when
+    /// it already has a nonce or is finished.
+    async fn cancel_pending(&self, id: &str, reason: &str, decision: &DecisionRecord) -> Result<bool, StoreError>;
+
+    /// Replaces the request (`to`, value, data, gas limit, speed) and
+    /// `valid_until` of a transaction that has no nonce yet, with `decision`
+    /// (the policy's verdict on the new request) in its trail. `false` when
+    /// it already has a nonce or is finished.
+    async fn replace_pending(
+        &self,
+        request: &TxRequest,
+        valid_until: Option<i64>,
+        decision: &DecisionRecord,
+    ) -> Result<bool, StoreError>;
 
     /// Sets the relayer's next nonce from the chain's pending nonce, or past
     /// the highest nonce already assigned to an unfinished transaction, so

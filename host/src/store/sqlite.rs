@@ -211,14 +211,20 @@ impl Store for SqliteStore {
             .await
             .map_err(db)?;
         found(&touched, id)?;
-        let nonce: Option<i64> = sqlx::query_scalar("SELECT nonce FROM transactions WHERE id = ?")
-            .bind(id)
-            .fetch_one(&mut *dbtx)
-            .await
-            .map_err(db)?;
+        let (nonce, status): (Option<i64>, String) =
+            sqlx::query_as("SELECT nonce, status FROM transactions WHERE id = ?")
+                .bind(id)
+                .fetch_one(&mut *dbtx)
+                .await
+                .map_err(db)?;
         if let Some(nonce) = nonce {
             dbtx.rollback().await.map_err(db)?;
             return Ok(NonceAssignment { nonce: from_i64(nonce)?, fresh: false });
+        }
+        let status: TxStatus = status.parse().map_err(StoreError::Corrupt)?;
+        if status != TxStatus::Pending {
+            dbtx.rollback().await.map_err(db)?;
+            return Err(StoreError::NotPending { id: id.to_string(), status });
         }
         sqlx::query(
             "INSERT INTO nonce_lanes (relayer_id, next_nonce, updated_at) VALUES (?, 0, ?) ON CONFLICT DO NOTHING",
@@ -247,6 +253,65 @@ impl Store for SqliteStore {
         append_decision(&mut dbtx, id, decision).await?;
         dbtx.commit().await.map_err(db)?;
         Ok(NonceAssignment { nonce: from_i64(nonce)?, fresh: true })
+    }
+
+    async fn cancel_pending(&self, id: &str, reason: &str, decision: &DecisionRecord) -> Result<bool, StoreError> {
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let canceled = sqlx::query(
+            "UPDATE transactions SET status = 'canceled', status_reason = ?, updated_at = ?
+             WHERE id = ? AND nonce IS NULL AND status = 'pending'",
+        )
+        .bind(reason)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        if canceled.rows_affected() == 0 {
+            dbtx.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        // A held entry is acked by its worker, which finds it canceled.
+        sqlx::query("DELETE FROM outbox WHERE transaction_id = ? AND state = 'queued'")
+            .bind(id)
+            .execute(&mut *dbtx)
+            .await
+            .map_err(db)?;
+        append_decision(&mut dbtx, id, decision).await?;
+        dbtx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn replace_pending(
+        &self,
+        request: &TxRequest,
+        valid_until: Option<i64>,
+        decision: &DecisionRecord,
+    ) -> Result<bool, StoreError> {
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let replaced = sqlx::query(
+            "UPDATE transactions SET to_address = ?, value = ?, data = ?, gas_limit = ?, speed = ?, valid_until = ?,
+                 updated_at = ?
+             WHERE id = ? AND nonce IS NULL AND status = 'pending'",
+        )
+        .bind(request.to.map(|a| a.to_string()))
+        .bind(request.value.to_string())
+        .bind(&request.data)
+        .bind(request.gas_limit.map(to_i64).transpose()?)
+        .bind(request.speed.as_str())
+        .bind(valid_until)
+        .bind(now_ms())
+        .bind(&request.id)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        if replaced.rows_affected() == 0 {
+            dbtx.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        append_decision(&mut dbtx, &request.id, decision).await?;
+        dbtx.commit().await.map_err(db)?;
+        Ok(true)
     }
 
     async fn sync_lane(&self, relayer_id: &str, chain_pending_nonce: u64) -> Result<u64, StoreError> {

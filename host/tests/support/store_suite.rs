@@ -200,6 +200,33 @@ pub async fn counts_pending_per_relayer(store: Arc<dyn Store>) {
     assert_eq!(store.relayer_counts("idle").await.unwrap().pending, 0);
 }
 
+pub async fn cancels_and_replaces_only_before_a_nonce(store: Arc<dyn Store>) {
+    store.insert(&new_tx("c1")).await.unwrap();
+    assert!(store.cancel_pending("c1", "canceled by the client", &decision("api", "cancel")).await.unwrap());
+    let canceled = store.get("c1").await.unwrap().unwrap();
+    assert_eq!(
+        (canceled.status, canceled.status_reason.as_deref()),
+        (TxStatus::Canceled, Some("canceled by the client"))
+    );
+    assert_eq!(canceled.decisions.last().unwrap().outcome, "cancel");
+    assert!(!store.cancel_pending("c1", "again", &decision("api", "cancel")).await.unwrap(), "already canceled");
+    let err = store.assign_nonce("c1", "relayer-1", &decision("selector", "chosen")).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotPending { status: TxStatus::Canceled, .. }), "{err}");
+
+    store.insert(&new_tx("r1")).await.unwrap();
+    let mut replacement = new_tx("r1").request;
+    (replacement.value, replacement.data, replacement.gas_limit) = (U256::from(5), vec![1, 2], None);
+    assert!(store.replace_pending(&replacement, Some(42), &decision("policy", "allow")).await.unwrap());
+    let replaced = store.get("r1").await.unwrap().unwrap();
+    assert_eq!((replaced.request, replaced.valid_until), (replacement.clone(), Some(42)));
+    assert_eq!(replaced.decisions.len(), 2);
+
+    store.assign_nonce("r1", "relayer-1", &decision("selector", "chosen")).await.unwrap();
+    assert!(!store.replace_pending(&replacement, None, &decision("policy", "allow")).await.unwrap(), "has a nonce");
+    assert!(!store.cancel_pending("r1", "late", &decision("api", "cancel")).await.unwrap(), "has a nonce");
+    assert_eq!(store.get("r1").await.unwrap().unwrap().status, TxStatus::Pending);
+}
+
 /// Runs every case, each on a database from `fresh`.
 #[macro_export]
 macro_rules! store_suite {
@@ -213,6 +240,7 @@ macro_rules! store_suite {
             records_attempts_and_the_decision_trail,
             lists_a_relayers_transactions_newest_first,
             counts_pending_per_relayer,
+            cancels_and_replaces_only_before_a_nonce,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
