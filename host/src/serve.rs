@@ -78,7 +78,9 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
     if drained.is_err() {
         tracing::warn!(?grace, "workers did not drain in time; their deliveries are redelivered at next start");
     }
-    drop(dev_chain);
+    if let Some(dev_chain) = dev_chain {
+        dev_chain.stop().await;
+    }
     Ok(())
 }
 

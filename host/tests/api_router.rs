@@ -141,6 +141,14 @@ async fn health_is_open_and_everything_else_needs_the_key() {
         "missing",
     );
     assert_failure(&api.get("/api/v1/nowhere").await, StatusCode::NOT_FOUND, "no such endpoint");
+
+    // Ready needs the chain, which is unreachable here: 503 with the reason.
+    let (status, ready) = api.call("GET", "/api/v1/ready", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert_eq!(ready["ready"], false);
+    assert!(ready["reason"].as_str().unwrap().contains("chain RPC unavailable"), "{ready}");
+    assert!(ready["components"]["system"]["fd_count"].as_u64().unwrap() > 0, "{ready}");
+    assert_eq!(ready["components"]["queue"]["status"], "healthy");
 }
 
 #[tokio::test]

@@ -59,6 +59,8 @@ async fn three_hundred_transactions_through_the_pool_on_three_relayers() {
     let dir = tempfile::tempdir().unwrap();
     let (config, env) = write_config(dir.path(), &anvil, RELAYERS, 8, STANDARD_PLUGINS);
     let server = Server::start(&config, &env);
+    let (status, ready) = server.get("/api/v1/ready").await;
+    assert_eq!((status, &ready["ready"]), (200, &json!(true)), "{ready}");
 
     let ids = submit(&server, 0..300).await;
     let txs = server.wait_final(&ids, Duration::from_secs(240)).await;
@@ -138,4 +140,34 @@ async fn stopping_and_crashing_mid_run_loses_nothing_and_sends_nothing_twice() {
             tx["nonce"]
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_rpc_url_serve_starts_its_own_dev_chain_and_keeps_its_state() {
+    // The same check Anvil::start makes: skip (or fail under CI) without anvil.
+    let Some(_) = Anvil::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchyard.toml");
+    let plugins = support::examples().display().to_string();
+    let text = format!("listen = \"127.0.0.1:0\"\n[plugins]\ndir = \"{plugins}\"\nwatch = false\n{STANDARD_PLUGINS}");
+    std::fs::write(&config, text).unwrap();
+    let env = [("SWITCHYARD_API_KEY".to_string(), support::relay::API_KEY.to_string())];
+
+    let server = Server::start(&config, &env);
+    let (status, relayers) = server.get("/api/v1/relayers").await;
+    assert_eq!((status, relayers["pagination"]["total_items"].as_u64()), (200, Some(3)), "{relayers}");
+    let ids = submit(&server, 0..1).await;
+    let tx = &server.wait_final(&ids, Duration::from_secs(60)).await[0];
+    assert_eq!(tx["status"], "confirmed", "{tx}");
+    let relayer = tx["relayer_id"].as_str().unwrap().to_string();
+    assert!(server.stop().success());
+
+    // The chain's state is in the data directory: after a restart the
+    // relayer's nonce has moved on and the transaction is still there.
+    let server = Server::start(&config, &env);
+    let (_, status) = server.get(&format!("/api/v1/relayers/{relayer}/status")).await;
+    assert_eq!(status["data"]["nonce"], "1", "{status}");
+    let (_, again) = server.get(&format!("/api/v1/transactions/{}", ids[0])).await;
+    assert_eq!(again["data"]["hash"], tx["hash"]);
+    assert!(server.stop().success());
 }

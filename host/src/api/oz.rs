@@ -75,7 +75,7 @@ async fn ready(State(state): State<AppState>) -> Response {
         status: if ready { "healthy" } else { "unhealthy" },
         reason: (!ready).then(|| problems.join("; ")),
         components: serde_json::json!({
-            "system": { "status": "healthy", "fd_count": 0, "fd_limit": 0, "fd_usage_percent": 0, "close_wait_count": 0 },
+            "system": system_health(),
             "redis": { "status": "healthy", "primary_pool": unused_pool, "reader_pool": unused_pool,
                        "error": "the embedded default uses no Redis" },
             "queue": component(queue),
@@ -84,6 +84,35 @@ async fn ready(State(state): State<AppState>) -> Response {
     };
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
+}
+
+/// File descriptors in use against the soft limit, from /proc (Linux): a
+/// relay that runs out of descriptors stops taking connections.
+fn system_health() -> serde_json::Value {
+    let fd_count = std::fs::read_dir("/proc/self/fd").map(|dir| dir.count()).unwrap_or(0);
+    let fd_limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        })
+        .unwrap_or(0);
+    let percent = if fd_limit == 0 { 0 } else { fd_count * 100 / fd_limit };
+    let status = match percent {
+        0..80 => "healthy",
+        80..95 => "degraded",
+        _ => "unhealthy",
+    };
+    // TCP sockets in CLOSE_WAIT (state 08): peers gone, not yet closed here.
+    let close_wait: usize = ["/proc/self/net/tcp", "/proc/self/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .map(|table| table.lines().skip(1).filter(|l| l.split_whitespace().nth(3) == Some("08")).count())
+        .sum();
+    serde_json::json!({
+        "status": status, "fd_count": fd_count, "fd_limit": fd_limit, "fd_usage_percent": percent,
+        "close_wait_count": close_wait,
+    })
 }
 
 #[derive(Debug, Serialize)]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Where the project's npm tools install anvil, relative to the repository.
@@ -24,13 +25,13 @@ pub enum DevChainError {
     NotReady(String),
 }
 
-/// A running anvil; killed when dropped.
+/// A running anvil; `stop` lets it write its state, dropping kills it.
 #[derive(Debug)]
 pub struct DevChain {
     pub url: String,
     /// The funded dev keys anvil printed, hex.
     pub keys: Vec<String>,
-    _child: Child,
+    child: Child,
 }
 
 impl DevChain {
@@ -43,13 +44,26 @@ impl DevChain {
             .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--silent"])
             .arg("--state")
             .arg(state_dir.join("anvil-state.json"))
+            // Also dumped every few seconds, so a crash keeps most of it.
+            .args(["--state-interval", "5"])
             .arg("--config-out")
             .arg(&config_out)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            // Piped, not inherited: an anvil outliving a killed host must
+            // not hold the host's own stderr open.
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .map_err(|source| DevChainError::Spawn { path: path.clone(), source })?;
+        let mut child = child;
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tracing::warn!(target: "anvil", "{line}");
+                }
+            });
+        }
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         let keys = loop {
@@ -61,7 +75,20 @@ impl DevChain {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        Ok(DevChain { url, keys, _child: child })
+        Ok(DevChain { url, keys, child })
+    }
+}
+
+impl DevChain {
+    /// SIGTERM, so anvil dumps its state; SIGKILL after five seconds.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+            if tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await.is_ok() {
+                return;
+            }
+        }
+        let _ = self.child.kill().await;
     }
 }
 
