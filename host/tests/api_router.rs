@@ -364,8 +364,8 @@ async fn replace_and_cancel_before_sending_and_409_after() {
     let (status, replaced) = api.call("PUT", &format!("{send}/{first}"), Some(&replacement), Some(KEY)).await;
     assert_eq!(status, StatusCode::OK, "{replaced}");
     assert_eq!((&replaced["data"]["value"], &replaced["data"]["speed"]), (&json!("0x10"), &json!("fastest")));
-    let denied = format!(r#"{{"to":"0x00000000000000000000000000000000000000bb","value":1}}"#);
-    let answer = api.call("PUT", &format!("{send}/{first}"), Some(&denied), Some(KEY)).await;
+    let denied = r#"{"to":"0x00000000000000000000000000000000000000bb","value":1}"#;
+    let answer = api.call("PUT", &format!("{send}/{first}"), Some(denied), Some(KEY)).await;
     assert_failure(&answer, StatusCode::FORBIDDEN, "denied by policy");
     assert_eq!(
         api.get(&format!("{send}/{first}")).await.1["data"]["value"],

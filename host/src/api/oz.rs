@@ -97,7 +97,7 @@ fn system_health() -> serde_json::Value {
             line.split_whitespace().nth(3)?.parse::<usize>().ok()
         })
         .unwrap_or(0);
-    let percent = if fd_limit == 0 { 0 } else { fd_count * 100 / fd_limit };
+    let percent = (fd_count * 100).checked_div(fd_limit).unwrap_or(0);
     let status = match percent {
         0..80 => "healthy",
         80..95 => "degraded",

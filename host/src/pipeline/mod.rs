@@ -1,6 +1,6 @@
-//! The relay path after the HTTP layer, one way: submission (policy → store
-//! + outbox) → queue → worker (selector → nonce → fee → signer → chain) →
-//! watcher (receipts → status).
+//! The relay path after the HTTP layer, one way: submission (policy, then
+//! store and outbox), queue, worker (selector, nonce, fee, signer, chain),
+//! watcher (receipts, status).
 
 mod watcher;
 mod worker;
@@ -102,14 +102,14 @@ impl Relay {
         let id = request.id.clone();
         let new = NewTransaction { request, relayer_id, valid_until, decisions: vec![record], created_at: now_ms() };
         self.store.insert(&new).await?;
-        self.store.get(&id).await?.ok_or_else(|| SubmitError::Store(StoreError::NotFound(id)))
+        self.stored(&id).await
     }
 
     /// Replaces a transaction not yet sent: the policy plugin judges the new
     /// request, and a denial changes nothing.
     pub async fn replace(&self, id: &str, submission: Submission) -> Result<Transaction, SubmitError> {
         let Submission { mut request, valid_until, .. } = submission;
-        let current = self.store.get(id).await?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        let current = self.stored(id).await?;
         request.id = id.to_string();
         request.chain_id = current.request.chain_id;
         request.api_key_id = current.request.api_key_id.clone();
@@ -118,7 +118,7 @@ impl Relay {
         if !self.store.replace_pending(&request, valid_until, &record).await? {
             return Err(self.too_late(id, "replaced").await);
         }
-        self.store.get(id).await?.ok_or_else(|| SubmitError::Store(StoreError::NotFound(id.to_string())))
+        self.stored(id).await
     }
 
     /// Cancels a transaction not yet sent.
@@ -127,7 +127,11 @@ impl Relay {
         if !self.store.cancel_pending(id, "canceled by the client", &record).await? {
             return Err(self.too_late(id, "canceled").await);
         }
-        self.store.get(id).await?.ok_or_else(|| SubmitError::Store(StoreError::NotFound(id.to_string())))
+        self.stored(id).await
+    }
+
+    async fn stored(&self, id: &str) -> Result<Transaction, SubmitError> {
+        Ok(self.store.get(id).await?.ok_or_else(|| StoreError::NotFound(id.to_string()))?)
     }
 
     async fn too_late(&self, id: &str, action: &'static str) -> SubmitError {
