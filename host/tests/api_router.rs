@@ -245,62 +245,25 @@ async fn a_policy_denial_answers_403_with_the_reason_and_persists_nothing() {
 async fn bad_input_of_every_kind_gets_a_clear_4xx_and_nothing_is_queued() {
     let api = api().await;
     let send = "/api/v1/relayers/relayer-1/transactions";
+    // A valid body with `extra` fields appended.
+    let with = |extra: &str| format!(r#"{{"to":"{ALLOWED}","value":1{extra}}}"#);
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     let cases: Vec<(&str, String, StatusCode, &str)> = vec![
         ("malformed JSON", "{\"to\": ".into(), StatusCode::BAD_REQUEST, "JSON"),
-        (
-            "wrong type",
-            format!(r#"{{"to":"{ALLOWED}","value":1,"gas_limit":"lots"}}"#),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "gas_limit",
-        ),
-        ("missing value", format!(r#"{{"to":"{ALLOWED}"}}"#), StatusCode::UNPROCESSABLE_ENTITY, "value"),
-        (
-            "negative value",
-            format!(r#"{{"to":"{ALLOWED}","value":-1}}"#),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "non-negative",
-        ),
-        ("fractional value", format!(r#"{{"to":"{ALLOWED}","value":1.5}}"#), StatusCode::UNPROCESSABLE_ENTITY, "whole"),
-        (
-            "value overflow",
-            format!(r#"{{"to":"{ALLOWED}","value":1e80}}"#),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "overflows",
-        ),
-        ("bad address", r#"{"to":"0x1234","value":1}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "not an address"),
-        (
-            "bad data",
-            format!(r#"{{"to":"{ALLOWED}","value":1,"data":"0xzz"}}"#),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not hex",
-        ),
-        (
-            "unknown field",
-            format!(r#"{{"to":"{ALLOWED}","value":1,"gass":1}}"#),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "gass",
-        ),
-        (
-            "unknown speed",
-            format!(r#"{{"to":"{ALLOWED}","value":1,"speed":"ludicrous"}}"#),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "speed",
-        ),
-        (
-            "fixed fees",
-            format!(r#"{{"to":"{ALLOWED}","value":1,"gas_price":5}}"#),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "fee plugin",
-        ),
-        (
-            "bad valid_until",
-            format!(r#"{{"to":"{ALLOWED}","value":1,"valid_until":"tomorrow"}}"#),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "RFC 3339",
-        ),
+        ("wrong type", with(r#","gas_limit":"lots""#), unprocessable, "gas_limit"),
+        ("missing value", format!(r#"{{"to":"{ALLOWED}"}}"#), unprocessable, "value"),
+        ("negative value", format!(r#"{{"to":"{ALLOWED}","value":-1}}"#), unprocessable, "non-negative"),
+        ("fractional value", format!(r#"{{"to":"{ALLOWED}","value":1.5}}"#), unprocessable, "whole"),
+        ("value overflow", format!(r#"{{"to":"{ALLOWED}","value":1e80}}"#), unprocessable, "overflows"),
+        ("bad address", r#"{"to":"0x1234","value":1}"#.into(), unprocessable, "not an address"),
+        ("bad data", with(r#","data":"0xzz""#), unprocessable, "not hex"),
+        ("unknown field", with(r#","gass":1"#), unprocessable, "gass"),
+        ("unknown speed", with(r#","speed":"ludicrous""#), unprocessable, "speed"),
+        ("fixed fees", with(r#","gas_price":5"#), unprocessable, "fee plugin"),
+        ("bad valid_until", with(r#","valid_until":"tomorrow""#), unprocessable, "RFC 3339"),
         (
             "oversized body",
-            format!(r#"{{"to":"{ALLOWED}","value":1,"data":"0x{}"}}"#, "ab".repeat(4096)),
+            with(&format!(r#","data":"0x{}""#, "ab".repeat(4096))),
             StatusCode::PAYLOAD_TOO_LARGE,
             "too large",
         ),
@@ -310,8 +273,7 @@ async fn bad_input_of_every_kind_gets_a_clear_4xx_and_nothing_is_queued() {
         assert_eq!(answer.0, status, "{what}: {}", answer.1);
         assert_failure(&answer, status, needle);
     }
-    let valid = format!(r#"{{"to":"{ALLOWED}","value":1}}"#);
-    assert_failure(&api.post("/api/v1/relayers/ghost/transactions", &valid).await, StatusCode::NOT_FOUND, "ghost");
+    assert_failure(&api.post("/api/v1/relayers/ghost/transactions", &with("")).await, StatusCode::NOT_FOUND, "ghost");
     let no_type = api.call("POST", send, None, Some(KEY)).await;
     assert_failure(&no_type, StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type");
     assert_failure(&api.get("/api/v1/relayers/relayer-1/transactions/?page=0").await, StatusCode::BAD_REQUEST, "page");

@@ -89,6 +89,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The address a transaction is (or will be) sent from, once it has a relayer.
+fn sender(state: &AppState, tx: &crate::store::Transaction) -> Option<alloy_primitives::Address> {
+    tx.relayer_id.as_deref().and_then(|id| state.relay.pool.get(id)).map(|r| r.address)
+}
+
 /// `?page=&per_page=`, counted from 1.
 #[derive(Clone, Copy, Debug, serde::Deserialize)]
 #[serde(default)]

@@ -283,9 +283,8 @@ async fn sign_typed_data(
     Ok(Json(Envelope::ok(signature.into())))
 }
 
-pub(super) fn oz_view(state: &AppState, tx: &Transaction) -> OzTransaction {
-    let from = tx.relayer_id.as_deref().and_then(|id| state.relay.pool.get(id)).map(|r| r.address);
-    OzTransaction::new(tx, from)
+fn oz_view(state: &AppState, tx: &Transaction) -> OzTransaction {
+    OzTransaction::new(tx, super::sender(state, tx))
 }
 
 /// Builds the pipeline's request from a body, for this relayer or the pool.

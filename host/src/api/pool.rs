@@ -21,8 +21,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 fn view(state: &AppState, tx: &Transaction) -> PoolTransaction {
-    let from = tx.relayer_id.as_deref().and_then(|id| state.relay.pool.get(id)).map(|r| r.address);
-    PoolTransaction::new(tx, from)
+    PoolTransaction::new(tx, super::sender(state, tx))
 }
 
 async fn submit(

@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use sqlx::query::Query;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -267,19 +268,15 @@ impl Store for SqliteStore {
         .execute(&mut *dbtx)
         .await
         .map_err(db)?;
-        if canceled.rows_affected() == 0 {
-            dbtx.rollback().await.map_err(db)?;
-            return Ok(false);
+        if canceled.rows_affected() > 0 {
+            // A held entry is acked by its worker, which finds it canceled.
+            sqlx::query("DELETE FROM outbox WHERE transaction_id = ? AND state = 'queued'")
+                .bind(id)
+                .execute(&mut *dbtx)
+                .await
+                .map_err(db)?;
         }
-        // A held entry is acked by its worker, which finds it canceled.
-        sqlx::query("DELETE FROM outbox WHERE transaction_id = ? AND state = 'queued'")
-            .bind(id)
-            .execute(&mut *dbtx)
-            .await
-            .map_err(db)?;
-        append_decision(&mut dbtx, id, decision).await?;
-        dbtx.commit().await.map_err(db)?;
-        Ok(true)
+        commit_if_changed(dbtx, &canceled, id, decision).await
     }
 
     async fn replace_pending(
@@ -305,13 +302,7 @@ impl Store for SqliteStore {
         .execute(&mut *dbtx)
         .await
         .map_err(db)?;
-        if replaced.rows_affected() == 0 {
-            dbtx.rollback().await.map_err(db)?;
-            return Ok(false);
-        }
-        append_decision(&mut dbtx, &request.id, decision).await?;
-        dbtx.commit().await.map_err(db)?;
-        Ok(true)
+        commit_if_changed(dbtx, &replaced, &request.id, decision).await
     }
 
     async fn sync_lane(&self, relayer_id: &str, chain_pending_nonce: u64) -> Result<u64, StoreError> {
@@ -464,6 +455,23 @@ impl Store for SqliteStore {
     }
 }
 
+/// Commits with `decision` in the trail when `update` changed the row;
+/// otherwise rolls back. Whether it changed is the answer.
+async fn commit_if_changed(
+    mut dbtx: sqlx::Transaction<'_, Sqlite>,
+    update: &SqliteQueryResult,
+    id: &str,
+    decision: &DecisionRecord,
+) -> Result<bool, StoreError> {
+    if update.rows_affected() == 0 {
+        dbtx.rollback().await.map_err(db)?;
+        return Ok(false);
+    }
+    append_decision(&mut dbtx, id, decision).await?;
+    dbtx.commit().await.map_err(db)?;
+    Ok(true)
+}
+
 async fn append_decision(
     dbtx: &mut sqlx::Transaction<'_, Sqlite>,
     id: &str,
@@ -542,7 +550,7 @@ fn get<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
 }
 
 /// `NotFound` when a statement about transaction `id` touched no row.
-fn found(done: &sqlx::sqlite::SqliteQueryResult, id: &str) -> Result<(), StoreError> {
+fn found(done: &SqliteQueryResult, id: &str) -> Result<(), StoreError> {
     match done.rows_affected() {
         0 => Err(StoreError::NotFound(id.to_string())),
         _ => Ok(()),
