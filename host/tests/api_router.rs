@@ -363,3 +363,30 @@ async fn replace_and_cancel_before_sending_and_409_after() {
     assert_eq!(all["data"]["failed_to_queue_transaction_ids"], json!([second]));
     assert_eq!(all["data"]["total_processed"], 2);
 }
+
+#[tokio::test]
+async fn a_request_past_the_deadline_is_answered_408_in_the_envelope() {
+    // A node that accepts connections and never answers: the readiness
+    // check waits on it, past the API's deadline.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let base = api().await;
+    let chain = Chain::with_chain_id(&url, Duration::from_secs(5), 31337).unwrap();
+    let relay = Arc::new(Relay::new(
+        base.relay.store.clone(),
+        base.relay.queue.clone(),
+        base.relay.plugins.clone(),
+        base.relay.pool.clone(),
+        chain,
+        base.relay.settings.clone(),
+    ));
+    let http = HttpConfig { timeout_ms: 200, ..HttpConfig::default() };
+    let app = api::router(AppState::new(relay, KEY, "localhost"), &http);
+    let request = Request::builder().uri("/api/v1/ready").body(Body::empty()).unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    let body: Value =
+        serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap()).unwrap();
+    assert_eq!(body["success"], false);
+    assert!(body["error"].as_str().unwrap().contains("took longer than"), "{body}");
+}

@@ -87,11 +87,15 @@ fn parse_json_number(text: &str) -> Result<U256, String> {
         exponent += 1;
     }
     if exponent > 78 {
+        // Not even 1 × 10^exponent fits: refuse before building the digits.
         return Err(format!("`{text}` overflows 256 bits"));
     }
     let digits = if digits.is_empty() { "0".to_string() } else { digits };
     let base = U256::from_str_radix(&digits, 10).map_err(|_| format!("`{text}` overflows 256 bits"))?;
-    base.checked_mul(U256::from(10).pow(U256::from(exponent))).ok_or_else(|| format!("`{text}` overflows 256 bits"))
+    U256::from(10)
+        .checked_pow(U256::from(exponent))
+        .and_then(|scale| base.checked_mul(scale))
+        .ok_or_else(|| format!("`{text}` overflows 256 bits"))
 }
 
 /// OpenZeppelin Relayer's speed names.
