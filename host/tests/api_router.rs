@@ -313,7 +313,7 @@ async fn sign_and_sign_typed_data_recover_to_the_relayer() {
 }
 
 #[tokio::test]
-async fn replace_and_cancel_before_sending_and_409_after() {
+async fn replace_and_cancel_before_sending() {
     let api = api().await;
     let send = "/api/v1/relayers/relayer-1/transactions";
     let body = format!(r#"{{"to":"{ALLOWED}","value":1}}"#);
@@ -341,10 +341,10 @@ async fn replace_and_cancel_before_sending_and_409_after() {
     assert_failure(
         &api.call("DELETE", &format!("{send}/{first}"), None, Some(KEY)).await,
         StatusCode::CONFLICT,
-        "is canceled",
+        "is canceled: it can no longer be canceled",
     );
 
-    // Once a worker has given it a nonce, it is too late for either.
+    // While a worker holds it between nonce and send: try again.
     let selector = switchyard::store::DecisionRecord {
         kind: "selector".into(),
         plugin: None,
@@ -355,7 +355,7 @@ async fn replace_and_cancel_before_sending_and_409_after() {
     };
     api.relay.store.assign_nonce(&second, "relayer-1", &selector).await.unwrap();
     let answer = api.call("PUT", &format!("{send}/{second}"), Some(&replacement), Some(KEY)).await;
-    assert_failure(&answer, StatusCode::CONFLICT, "with nonce 0: only a transaction not yet sent can be replaced");
+    assert_failure(&answer, StatusCode::CONFLICT, "is being sent right now");
 
     let (status, all) = api.call("DELETE", &format!("{send}/pending"), None, Some(KEY)).await;
     assert_eq!(status, StatusCode::OK, "{all}");

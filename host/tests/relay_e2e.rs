@@ -171,3 +171,57 @@ async fn with_no_rpc_url_serve_starts_its_own_dev_chain_and_keeps_its_state() {
     assert_eq!(again["data"]["hash"], tx["hash"]);
     assert!(server.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_transaction_is_replaced_at_its_nonce_and_the_replacement_is_mined() {
+    let Some(anvil) = Anvil::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (config, env) = write_config(dir.path(), &anvil, 1, 8, STANDARD_PLUGINS);
+    let server = Server::start(&config, &env);
+    // Blocks only when the test mines one: the first send waits in the mempool.
+    anvil.rpc("evm_setAutomine", json!([false])).await;
+
+    let path = "/api/v1/relayers/relayer-1/transactions";
+    let (status, sent) = server.post(path, &json!({ "to": recipient(0), "value": 1 })).await;
+    assert_eq!(status, 200, "{sent}");
+    let id = sent["data"]["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        let (_, got) = server.get(&format!("/api/v1/transactions/{id}")).await;
+        if got["data"]["status"] == "submitted" {
+            break got["data"].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "never submitted: {got}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let replacement = json!({ "to": recipient(1), "value": 2, "data": "0x12" });
+    let (status, answer) = server.put(&format!("{path}/{id}"), &replacement).await;
+    assert_eq!(status, 200, "{answer}");
+    let replaced = &answer["data"];
+    assert_eq!((replaced["status"].as_str(), replaced["nonce"].as_u64()), (Some("submitted"), first["nonce"].as_u64()));
+    assert_ne!(replaced["hash"], first["hash"]);
+
+    anvil.rpc("evm_mine", json!([])).await;
+    let tx = &server.wait_final(std::slice::from_ref(&id), Duration::from_secs(30)).await[0];
+    assert_eq!(tx["status"], "confirmed", "{tx}");
+    assert_eq!(tx["to"].as_str().unwrap().to_lowercase(), recipient(1));
+    assert_eq!((tx["value"].as_str(), tx["data"].as_str()), (Some("0x2"), Some("0x12")));
+    assert_eq!(anvil.balance(&recipient(1)).await, 2, "the replacement was mined");
+    assert_eq!(anvil.balance(&recipient(0)).await, 0, "the original was not");
+    assert_eq!(anvil.nonce(tx["from"].as_str().unwrap()).await, 1, "one transaction at that nonce");
+
+    let attempts = tx["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{tx}");
+    assert_eq!(tx["hash"], attempts[1]["hash"]);
+    let fee = |i: usize| attempts[i]["max_fee_per_gas"].as_str().unwrap().parse::<u128>().unwrap();
+    assert!(fee(1) * 100 >= fee(0) * 110, "the replacement bumps the max fee by 10% or more: {attempts:?}");
+    let kinds: Vec<&str> = tx["decisions"].as_array().unwrap().iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["policy", "selector", "fee", "policy", "fee", "watcher"], "{tx}");
+
+    let (status, late) = server.put(&format!("{path}/{id}"), &json!({ "to": recipient(2), "value": 3 })).await;
+    assert_eq!(status, 409, "{late}");
+    assert!(late["error"].as_str().unwrap().contains("can no longer be replaced"), "{late}");
+    let (status, late) = server.delete(&format!("{path}/{id}")).await;
+    assert_eq!(status, 409, "{late}");
+}

@@ -95,7 +95,13 @@ impl From<SubmitError> for ApiError {
             }
             SubmitError::Store(store) => store.into(),
             SubmitError::Plugin(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
-            SubmitError::TooLate { .. } => ApiError::new(StatusCode::CONFLICT, error.to_string()),
+            SubmitError::TooLate { .. }
+            | SubmitError::CannotReplace(_)
+            | SubmitError::ReplacementRefused(_)
+            | SubmitError::Busy(_)
+            | SubmitError::CancelSent(_) => ApiError::new(StatusCode::CONFLICT, error.to_string()),
+            SubmitError::Reverts(_) => ApiError::unprocessable(error.to_string()),
+            SubmitError::ChainUnavailable(_) => ApiError::unavailable(error.to_string()),
         }
     }
 }

@@ -364,8 +364,9 @@ async fn get_transaction(
     Ok(Json(Envelope::ok(oz_view(&state, &tx))))
 }
 
-/// Replaces a transaction not yet sent; the policy plugin judges the new
-/// request. One already sent is answered 409.
+/// Replaces a transaction; the policy plugin judges the new request. Not yet
+/// sent: its request is replaced. Sent or submitted: the new request is sent
+/// at its nonce with fees the fee plugin bumps.
 async fn replace_transaction(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -378,7 +379,8 @@ async fn replace_transaction(
     Ok(Json(Envelope::ok(oz_view(&state, &tx))))
 }
 
-/// Cancels a transaction not yet sent. One already sent is answered 409.
+/// Cancels a transaction not yet sent. One already sent is answered 409
+/// (a no-op replacement at its nonce is not offered yet).
 async fn cancel_transaction(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -397,7 +399,7 @@ struct CancelAll {
 }
 
 /// Cancels every unfinished transaction of the relayer that is not yet
-/// sent; those already sent are listed as not canceled.
+/// sent; the others are listed as not canceled.
 async fn cancel_all_pending(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -414,7 +416,11 @@ async fn cancel_all_pending(
         let id = tx.id().to_string();
         match state.relay.cancel(&id).await {
             Ok(_) => answer.queued_for_cancellation_transaction_ids.push(id),
-            Err(crate::pipeline::SubmitError::TooLate { .. }) => answer.failed_to_queue_transaction_ids.push(id),
+            Err(
+                crate::pipeline::SubmitError::TooLate { .. }
+                | crate::pipeline::SubmitError::Busy(_)
+                | crate::pipeline::SubmitError::CancelSent(_),
+            ) => answer.failed_to_queue_transaction_ids.push(id),
             Err(error) => return Err(error.into()),
         }
     }

@@ -2,6 +2,7 @@
 //! store and outbox), queue, worker (selector, nonce, fee, signer, chain),
 //! watcher (receipts, status).
 
+mod pricing;
 mod watcher;
 mod worker;
 
@@ -13,10 +14,13 @@ use alloy_primitives::U256;
 use tokio::sync::watch;
 
 use crate::chain::Chain;
-use crate::plugins::{DecidedBy, Decision, FeeDecision, PluginHost, PluginKind, Selection, TxRequest, Usage, Verdict};
+use crate::plugins::{
+    AttemptFees, DecidedBy, Decision, FeeDecision, PluginHost, PluginKind, Selection, TxRequest, Usage, Verdict,
+};
 use crate::queue::Queue;
 use crate::relayers::RelayerPool;
-use crate::store::{DecisionRecord, NewTransaction, Store, StoreError, Transaction, now_ms};
+use crate::store::{DecisionRecord, NewTransaction, Store, StoreError, Transaction, TxStatus, now_ms};
+use pricing::Unpriced;
 
 pub use watcher::Watcher;
 pub use worker::Worker;
@@ -35,10 +39,27 @@ pub enum SubmitError {
     Store(#[from] StoreError),
     #[error("a plugin call failed to run: {0}")]
     Plugin(String),
-    /// Only a transaction not yet given a nonce can be replaced or canceled
-    /// here; at its nonce on chain that is a replacement send (issue 5).
-    #[error("transaction {id} is {status}{}: only a transaction not yet sent can be {action}", .nonce.map(|n| format!(" with nonce {n}")).unwrap_or_default())]
-    TooLate { id: String, status: crate::store::TxStatus, nonce: Option<u64>, action: &'static str },
+    /// Mined or finished: nothing left to replace or cancel. Canceling a
+    /// sent transaction (a no-op at its nonce) is not offered yet.
+    #[error("transaction {id} is {status}{}: it can no longer be {action}", .nonce.map(|n| format!(" with nonce {n}")).unwrap_or_default())]
+    TooLate { id: String, status: TxStatus, nonce: Option<u64>, action: &'static str },
+    /// The fee plugin cannot price a replacement (e.g. no bump under the cap).
+    #[error("the replacement cannot be priced: {0}")]
+    CannotReplace(String),
+    #[error("the replacement reverts: {0}")]
+    Reverts(String),
+    /// The node refused the replacement; the earlier attempt stays in flight.
+    #[error("the node refused the replacement (the earlier attempt stays in flight): {0}")]
+    ReplacementRefused(String),
+    #[error("chain unavailable: {0}")]
+    ChainUnavailable(String),
+    /// A worker holds it between nonce and first send.
+    #[error("transaction {0} is being sent right now; try again in a moment")]
+    Busy(String),
+    #[error(
+        "transaction {0} is already sent: canceling it (a no-op at its nonce) is not supported yet; replace it instead"
+    )]
+    CancelSent(String),
 }
 
 /// Settings of the relay path, from the `[network]` config.
@@ -115,17 +136,70 @@ impl Relay {
         request.api_key_id = current.request.api_key_id.clone();
         request.hints = current.request.hints.clone();
         let (request, record) = self.admit(request).await?;
-        if !self.store.replace_pending(&request, valid_until, &record).await? {
-            return Err(self.too_late(id, "replaced").await);
+        if current.nonce.is_none() && self.store.replace_pending(&request, valid_until, &record).await? {
+            return self.stored(id).await;
         }
-        self.stored(id).await
+        // It has its nonce (or just got it): a replacement send at that nonce.
+        let current = self.stored(id).await?;
+        self.replace_sent(current, request, record).await
+    }
+
+    /// Sends `request` at the nonce of `current`, a sent or submitted
+    /// transaction, with fees the fee plugin bumps over its last attempt. The
+    /// attempt is persisted before it is sent; whichever attempt is mined is
+    /// what the transaction then shows.
+    async fn replace_sent(
+        &self,
+        current: Transaction,
+        request: TxRequest,
+        policy: DecisionRecord,
+    ) -> Result<Transaction, SubmitError> {
+        let id = current.id().to_string();
+        let (Some(nonce), Some(last), Some(relayer)) =
+            (current.nonce, current.attempts.last(), current.relayer_id.as_deref().and_then(|r| self.pool.get(r)))
+        else {
+            return Err(match (current.status, current.nonce) {
+                (TxStatus::Pending, Some(_)) => SubmitError::Busy(id),
+                _ => self.too_late(&id, "replaced").await,
+            });
+        };
+        if !matches!(current.status, TxStatus::Sent | TxStatus::Submitted) {
+            return Err(self.too_late(&id, "replaced").await);
+        }
+        let previous = AttemptFees { max_fee: last.max_fee, priority_fee: last.priority_fee };
+        let priced = match self.price(&request, relayer, (nonce, last.attempt + 1), None, Some(previous)).await {
+            Ok(priced) => priced,
+            Err(Unpriced::Transient(error)) => return Err(SubmitError::ChainUnavailable(error)),
+            Err(Unpriced::Declined(reason)) => return Err(SubmitError::CannotReplace(reason)),
+            Err(Unpriced::Reverted(reason)) => return Err(SubmitError::Reverts(reason)),
+        };
+        if !self.store.replace_sent(&request, &priced.attempt, &[policy, priced.decision]).await? {
+            return Err(self.too_late(&id, "replaced").await);
+        }
+        match self.chain.send_raw(&priced.signed.raw).await {
+            Ok(()) => self.store.set_status(&id, TxStatus::Submitted, None).await?,
+            Err(error) => {
+                let refused = error.refusal().is_some();
+                let text = format!("replacement attempt {} not accepted: {error}", priced.attempt.attempt);
+                self.store.add_decision(&id, &host_record("replace", text)).await?;
+                return Err(match refused {
+                    true => SubmitError::ReplacementRefused(error.to_string()),
+                    false => SubmitError::ChainUnavailable(error.to_string()),
+                });
+            }
+        }
+        self.stored(&id).await
     }
 
     /// Cancels a transaction not yet sent.
     pub async fn cancel(&self, id: &str) -> Result<Transaction, SubmitError> {
         let record = host_record("api", "canceled by the client".into());
         if !self.store.cancel_pending(id, "canceled by the client", &record).await? {
-            return Err(self.too_late(id, "canceled").await);
+            return Err(match self.stored(id).await?.status {
+                TxStatus::Pending => SubmitError::Busy(id.to_string()),
+                TxStatus::Sent | TxStatus::Submitted => SubmitError::CancelSent(id.to_string()),
+                _ => self.too_late(id, "canceled").await,
+            });
         }
         self.stored(id).await
     }

@@ -108,7 +108,7 @@ impl Watcher {
                     inclusion.block_number, attempt.attempt
                 );
                 store.add_decision(tx.id(), &host_record("watcher", text)).await.map_err(|e| e.to_string())?;
-                store.set_status(tx.id(), status, reason.as_deref()).await.map_err(|e| e.to_string())?;
+                store.settle(tx.id(), status, reason.as_deref(), attempt.attempt).await.map_err(|e| e.to_string())?;
                 if status.is_final()
                     && let Some(relayer) = tx.relayer_id.as_deref().and_then(|id| self.relay.pool.get(id))
                 {

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::{Relay, fee_text, host_record, record, selection_text};
+use super::pricing::Unpriced;
+use super::{Relay, host_record, record, selection_text};
 use crate::chain::ChainError;
-use crate::plugins::{FeeDecision, PluginKind, Selection, TxRequest};
+use crate::plugins::{PluginKind, Selection, TxRequest};
 use crate::queue::{Delivery, RetryOutcome};
 use crate::relayers::{Relayer, SendFields};
 use crate::store::{Attempt, StoreError, Transaction, TxStatus, now_ms};
@@ -156,7 +157,7 @@ impl Worker {
         }
         let estimate = match tx.request.gas_limit {
             Some(_) => None,
-            None => match self.estimate(relayer, &tx).await? {
+            None => match self.relay.estimate(relayer, &tx.request).await? {
                 Ok(estimate) => Some(estimate),
                 Err(reverted) => {
                     store.add_decision(&id, &decision).await.map_err(s)?;
@@ -182,80 +183,25 @@ impl Worker {
         Ok(Ok((relayer, assigned, estimate)))
     }
 
-    /// `eth_estimateGas`: `Ok(Err(reason))` when the call reverts.
-    async fn estimate(&self, relayer: &Relayer, tx: &Transaction) -> Result<Result<u64, String>, String> {
-        match self.relay.chain.estimate_gas(relayer.address, &tx.request).await {
-            Ok(estimate) => Ok(Ok(estimate)),
-            Err(ChainError::Refused(reason)) => Ok(Err(format!("gas estimation failed: {reason}"))),
-            Err(error) => Err(error.to_string()),
-        }
-    }
-
-    /// Asks the fee plugin, signs, and persists the attempt before anything
-    /// leaves the host. A client's gas limit is used as given; an estimate
-    /// gets the configured buffer and the fee plugin's factor.
+    /// Prices and signs the first attempt, and persists it before anything
+    /// leaves the host.
     async fn price_and_record(
         &self,
         tx: &Transaction,
         relayer: &Relayer,
         estimate: Option<u64>,
     ) -> Result<Result<Attempt, Step>, String> {
-        let settings = &self.relay.settings;
-        let market = match self.relay.chain.fee_market(settings.fee_history_blocks, settings.max_fee_cap, None).await {
-            Ok(market) => market,
-            Err(error) => return Ok(Err(Step::Retry(error.to_string()))),
-        };
-        let plugins = self.relay.plugins.clone();
-        let request = tx.request.clone();
-        let decision =
-            tokio::task::spawn_blocking(move || plugins.price(&request, &market)).await.map_err(|e| e.to_string())?;
-        let text = fee_text(&decision.outcome);
-        let quote = match &decision.outcome {
-            FeeDecision::Quote(quote) => *quote,
-            FeeDecision::CannotBump(reason) => {
+        let nonce = tx.nonce.ok_or("no nonce after assignment")?;
+        let priced = match self.relay.price(&tx.request, relayer, (nonce, 1), estimate, None).await {
+            Ok(priced) => priced,
+            Err(Unpriced::Transient(error)) => return Ok(Err(Step::Retry(error))),
+            Err(Unpriced::Declined(reason)) => {
                 return Ok(Err(Step::Retry(format!("the fee plugin cannot price: {reason}"))));
             }
+            Err(Unpriced::Reverted(reason)) => return Ok(Err(self.fail(tx, &reason).await?)),
         };
-        let gas_limit = match (tx.request.gas_limit, estimate) {
-            (Some(given), _) => given,
-            (None, estimate) => {
-                // Redelivered between nonce and attempt: estimate again.
-                let estimate = match estimate {
-                    Some(estimate) => estimate,
-                    None => match self.estimate(relayer, tx).await? {
-                        Ok(estimate) => estimate,
-                        Err(reverted) => return Ok(Err(self.fail(tx, &reverted).await?)),
-                    },
-                };
-                let bps =
-                    u128::from(settings.gas_limit_buffer_bps) * u128::from(quote.gas_limit_factor_bps.max(10_000));
-                u64::try_from(u128::from(estimate) * bps / 100_000_000).unwrap_or(u64::MAX)
-            }
-        };
-        let nonce = tx.nonce.ok_or("no nonce after assignment")?;
-        let fields = SendFields {
-            chain_id: self.relay.chain.chain_id(),
-            nonce,
-            gas_limit,
-            max_fee: quote.max_fee.min(settings.max_fee_cap),
-            priority_fee: quote.priority_fee.min(quote.max_fee).min(settings.max_fee_cap),
-        };
-        let signed = relayer.sign_transaction(&tx.request, fields).map_err(|e| e.to_string())?;
-        let attempt = Attempt {
-            attempt: 1,
-            hash: signed.hash.to_string(),
-            nonce,
-            max_fee: fields.max_fee,
-            priority_fee: fields.priority_fee,
-            gas_limit,
-            sent_at: now_ms(),
-        };
-        self.relay
-            .store
-            .record_attempt(tx.id(), &attempt, &record(PluginKind::Fee, &decision, text), TxStatus::Sent)
-            .await
-            .map_err(s)?;
-        Ok(Ok(attempt))
+        self.relay.store.record_attempt(tx.id(), &priced.attempt, &priced.decision, TxStatus::Sent).await.map_err(s)?;
+        Ok(Ok(priced.attempt))
     }
 
     async fn send(&self, tx: &Transaction, relayer: &Relayer, attempt: &Attempt) -> Result<Step, String> {

@@ -8,7 +8,7 @@ pub mod sqlite;
 use std::fmt;
 use std::str::FromStr;
 
-use alloy_primitives::U256;
+use alloy_primitives::{Address, U256};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -117,7 +117,8 @@ pub struct DecisionRecord {
     pub at: i64,
 }
 
-/// A send of the transaction: the first, or a replacement at the same nonce.
+/// A send of the transaction: the first, or a replacement at the same nonce
+/// (which may carry other content: see [`Store::replace_sent`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     pub attempt: u32,
@@ -127,6 +128,10 @@ pub struct Attempt {
     pub priority_fee: U256,
     pub gas_limit: u64,
     pub sent_at: i64,
+    /// What it sent.
+    pub to: Option<Address>,
+    pub value: U256,
+    pub data: Vec<u8>,
 }
 
 /// What is persisted when a request is accepted.
@@ -233,6 +238,23 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         valid_until: Option<i64>,
         decision: &DecisionRecord,
     ) -> Result<bool, StoreError>;
+
+    /// Records a replacement of a sent or submitted transaction at its
+    /// nonce: `attempt` carries the new content and fees, which become the
+    /// transaction's, with `decisions` (the policy's and the fee plugin's) in
+    /// its trail. `false` when the transaction is no longer sent or submitted
+    /// at that nonce.
+    async fn replace_sent(
+        &self,
+        request: &TxRequest,
+        attempt: &Attempt,
+        decisions: &[DecisionRecord],
+    ) -> Result<bool, StoreError>;
+
+    /// Moves the transaction to `status` because attempt `attempt` was
+    /// included: the transaction shows that attempt's hash, fees and
+    /// content, whichever attempt was sent last.
+    async fn settle(&self, id: &str, status: TxStatus, reason: Option<&str>, attempt: u32) -> Result<(), StoreError>;
 
     /// Sets the relayer's next nonce from the chain's pending nonce, or past
     /// the highest nonce already assigned to an unfinished transaction, so

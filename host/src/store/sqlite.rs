@@ -86,7 +86,8 @@ impl SqliteStore {
             return Ok(txs);
         }
         let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT transaction_id, attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at
+            "SELECT transaction_id, attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at, to_address, value,
+                 data
              FROM attempts WHERE transaction_id IN (",
         );
         let mut ids = query.separated(", ");
@@ -305,6 +306,66 @@ impl Store for SqliteStore {
         commit_if_changed(dbtx, &replaced, &request.id, decision).await
     }
 
+    async fn replace_sent(
+        &self,
+        request: &TxRequest,
+        attempt: &Attempt,
+        decisions: &[DecisionRecord],
+    ) -> Result<bool, StoreError> {
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let replaced = sqlx::query(
+            "UPDATE transactions SET to_address = ?, value = ?, data = ?, gas_limit = ?, speed = ?, hash = ?,
+                 max_fee = ?, priority_fee = ?, status_reason = NULL, updated_at = ?
+             WHERE id = ? AND nonce = ? AND status IN ('sent', 'submitted')",
+        )
+        .bind(request.to.map(|a| a.to_string()))
+        .bind(request.value.to_string())
+        .bind(&request.data)
+        .bind(to_i64(attempt.gas_limit)?)
+        .bind(request.speed.as_str())
+        .bind(&attempt.hash)
+        .bind(attempt.max_fee.to_string())
+        .bind(attempt.priority_fee.to_string())
+        .bind(now_ms())
+        .bind(&request.id)
+        .bind(to_i64(attempt.nonce)?)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        if replaced.rows_affected() == 0 {
+            dbtx.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        insert_attempt(&mut dbtx, &request.id, attempt).await?;
+        for decision in decisions {
+            append_decision(&mut dbtx, &request.id, decision).await?;
+        }
+        dbtx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn settle(&self, id: &str, status: TxStatus, reason: Option<&str>, attempt: u32) -> Result<(), StoreError> {
+        let now = now_ms();
+        let settled = sqlx::query(
+            "UPDATE transactions SET status = ?, status_reason = ?, updated_at = ?,
+                 confirmed_at = COALESCE(?, confirmed_at),
+                 hash = a.hash, max_fee = a.max_fee, priority_fee = a.priority_fee, gas_limit = a.gas_limit,
+                 to_address = a.to_address, value = a.value, data = a.data
+             FROM (SELECT * FROM attempts WHERE transaction_id = ? AND attempt = ?) AS a
+             WHERE transactions.id = a.transaction_id",
+        )
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(now)
+        .bind((status == TxStatus::Confirmed).then_some(now))
+        .bind(id)
+        .bind(i64::from(attempt))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        found(&settled, id)
+    }
+
     async fn sync_lane(&self, relayer_id: &str, chain_pending_nonce: u64) -> Result<u64, StoreError> {
         let now = now_ms();
         let chain = to_i64(chain_pending_nonce)?;
@@ -365,24 +426,7 @@ impl Store for SqliteStore {
         .map_err(db)?;
         found(&touched, id)?;
         append_decision(&mut dbtx, id, decision).await?;
-        sqlx::query(
-            "INSERT INTO attempts (transaction_id, attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (transaction_id, attempt) DO UPDATE SET hash = excluded.hash, nonce = excluded.nonce,
-                 max_fee = excluded.max_fee, priority_fee = excluded.priority_fee, gas_limit = excluded.gas_limit,
-                 sent_at = excluded.sent_at",
-        )
-        .bind(id)
-        .bind(i64::from(attempt.attempt))
-        .bind(&attempt.hash)
-        .bind(to_i64(attempt.nonce)?)
-        .bind(attempt.max_fee.to_string())
-        .bind(attempt.priority_fee.to_string())
-        .bind(to_i64(attempt.gas_limit)?)
-        .bind(attempt.sent_at)
-        .execute(&mut *dbtx)
-        .await
-        .map_err(db)?;
+        insert_attempt(&mut dbtx, id, attempt).await?;
         dbtx.commit().await.map_err(db)
     }
 
@@ -455,6 +499,37 @@ impl Store for SqliteStore {
     }
 }
 
+async fn insert_attempt(
+    dbtx: &mut sqlx::Transaction<'_, Sqlite>,
+    id: &str,
+    attempt: &Attempt,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO attempts (transaction_id, attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at,
+             to_address, value, data)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (transaction_id, attempt) DO UPDATE SET hash = excluded.hash, nonce = excluded.nonce,
+             max_fee = excluded.max_fee, priority_fee = excluded.priority_fee, gas_limit = excluded.gas_limit,
+             sent_at = excluded.sent_at, to_address = excluded.to_address, value = excluded.value,
+             data = excluded.data",
+    )
+    .bind(id)
+    .bind(i64::from(attempt.attempt))
+    .bind(&attempt.hash)
+    .bind(to_i64(attempt.nonce)?)
+    .bind(attempt.max_fee.to_string())
+    .bind(attempt.priority_fee.to_string())
+    .bind(to_i64(attempt.gas_limit)?)
+    .bind(attempt.sent_at)
+    .bind(attempt.to.map(|a| a.to_string()))
+    .bind(attempt.value.to_string())
+    .bind(&attempt.data)
+    .execute(&mut **dbtx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 /// Commits with `decision` in the trail when `update` changed the row;
 /// otherwise rolls back. Whether it changed is the answer.
 async fn commit_if_changed(
@@ -496,9 +571,7 @@ fn tx_from_row(row: &SqliteRow) -> Result<Transaction, StoreError> {
     };
     let request = TxRequest {
         chain_id: from_i64(get(row, "chain_id")?)?,
-        to: get::<Option<String>>(row, "to_address")?
-            .map(|a| Address::from_str(&a).map_err(|e| corrupt("to_address", e.to_string())))
-            .transpose()?,
+        to: address(get(row, "to_address")?).map_err(|e| corrupt("to_address", e))?,
         value: amount("value")?.ok_or_else(|| corrupt("value", "NULL".into()))?,
         data: get(row, "data")?,
         gas_limit: get::<Option<i64>>(row, "gas_limit")?.map(from_i64).transpose()?,
@@ -539,7 +612,15 @@ fn attempt_from_row(row: &SqliteRow) -> Result<Attempt, StoreError> {
         priority_fee: amount("priority_fee")?,
         gas_limit: from_i64(get(row, "gas_limit")?)?,
         sent_at: get(row, "sent_at")?,
+        to: address(get(row, "to_address")?).map_err(|e| StoreError::Corrupt(format!("attempt to_address: {e}")))?,
+        value: amount("value")?,
+        data: get(row, "data")?,
     })
+}
+
+/// A stored address column: NULL for a contract creation.
+fn address(column: Option<String>) -> Result<Option<Address>, String> {
+    column.map(|a| Address::from_str(&a).map_err(|e| e.to_string())).transpose()
 }
 
 fn get<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(

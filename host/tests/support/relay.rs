@@ -209,6 +209,17 @@ impl Server {
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response =
+            client().put(format!("{}{path}", self.url)).bearer_auth(API_KEY).json(body).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let response = client().delete(format!("{}{path}", self.url)).bearer_auth(API_KEY).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let response = client().get(format!("{}{path}", self.url)).bearer_auth(API_KEY).send().await.unwrap();
         (response.status().as_u16(), response.json().await.unwrap())

@@ -134,6 +134,9 @@ pub async fn records_attempts_and_the_decision_trail(store: Arc<dyn Store>) {
         priority_fee: U256::from(1_000_000_000u64),
         gas_limit: 21_000,
         sent_at: now_ms(),
+        to: Some(Address::repeat_byte(0x11)),
+        value: U256::from(7),
+        data: vec![0xde, 0xad],
     };
     store.record_attempt("a", &first, &decision("fee", "max_fee=3 gwei"), TxStatus::Submitted).await.unwrap();
     let second = Attempt { attempt: 2, hash: format!("0x{}", "2".repeat(64)), ..first.clone() };
@@ -227,6 +230,58 @@ pub async fn cancels_and_replaces_only_before_a_nonce(store: Arc<dyn Store>) {
     assert_eq!(store.get("r1").await.unwrap().unwrap().status, TxStatus::Pending);
 }
 
+pub async fn a_replacement_at_the_nonce_and_settling_on_the_attempt_mined(store: Arc<dyn Store>) {
+    store.insert(&new_tx("r")).await.unwrap();
+    let nonce = store.assign_nonce("r", "relayer-1", &decision("selector", "chosen")).await.unwrap().nonce;
+    let original = store.get("r").await.unwrap().unwrap().request;
+    let first = Attempt {
+        attempt: 1,
+        hash: format!("0x{}", "a".repeat(64)),
+        nonce,
+        max_fee: U256::from(100),
+        priority_fee: U256::from(10),
+        gas_limit: 21_000,
+        sent_at: now_ms(),
+        to: original.to,
+        value: original.value,
+        data: original.data.clone(),
+    };
+    store.record_attempt("r", &first, &decision("fee", "first"), TxStatus::Submitted).await.unwrap();
+
+    let mut replacement = original.clone();
+    (replacement.to, replacement.value, replacement.data) = (Some(Address::repeat_byte(0x22)), U256::from(9), vec![]);
+    let second = Attempt {
+        attempt: 2,
+        hash: format!("0x{}", "b".repeat(64)),
+        max_fee: U256::from(110),
+        priority_fee: U256::from(11),
+        to: replacement.to,
+        value: replacement.value,
+        data: vec![],
+        ..first.clone()
+    };
+    let decisions = [decision("policy", "allow"), decision("fee", "bumped")];
+    assert!(store.replace_sent(&replacement, &second, &decisions).await.unwrap());
+    let replaced = store.get("r").await.unwrap().unwrap();
+    assert_eq!((replaced.request.to, replaced.request.value), (replacement.to, replacement.value));
+    assert_eq!((replaced.hash.as_deref(), replaced.max_fee), (Some(second.hash.as_str()), Some(U256::from(110))));
+    assert_eq!(replaced.attempts, vec![first.clone(), second.clone()]);
+    assert_eq!(replaced.decisions.len(), 5, "insert, selector, fee, then the replacement's two");
+
+    // The first attempt is the one mined: the transaction shows it again.
+    store.settle("r", TxStatus::Confirmed, None, 1).await.unwrap();
+    let settled = store.get("r").await.unwrap().unwrap();
+    assert_eq!(settled.status, TxStatus::Confirmed);
+    assert!(settled.confirmed_at.is_some());
+    assert_eq!(
+        (settled.request.to, settled.request.value, settled.request.data),
+        (original.to, original.value, original.data)
+    );
+    assert_eq!((settled.hash.as_deref(), settled.max_fee), (Some(first.hash.as_str()), Some(U256::from(100))));
+    assert!(!store.replace_sent(&replacement, &second, &decisions).await.unwrap(), "confirmed: too late");
+    assert!(matches!(store.settle("missing", TxStatus::Mined, None, 1).await, Err(StoreError::NotFound(_))));
+}
+
 /// Runs every case, each on a database from `fresh`.
 #[macro_export]
 macro_rules! store_suite {
@@ -241,6 +296,7 @@ macro_rules! store_suite {
             lists_a_relayers_transactions_newest_first,
             counts_pending_per_relayer,
             cancels_and_replaces_only_before_a_nonce,
+            a_replacement_at_the_nonce_and_settling_on_the_attempt_mined,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {

@@ -1,0 +1,105 @@
+//! One priced, signed attempt: the first send of a transaction (worker) or
+//! a replacement at its nonce (`Relay::replace`). The fee plugin prices it
+//! from `eth_feeHistory`; a client's gas limit is used as given, an estimate
+//! gets `network.gas_limit_buffer_bps` and the fee plugin's factor.
+
+use super::{Relay, fee_text, record};
+use crate::chain::ChainError;
+use crate::plugins::{AttemptFees, FeeDecision, PluginKind, TxRequest};
+use crate::relayers::{Relayer, SendFields, SignedTx};
+use crate::store::{Attempt, DecisionRecord, now_ms};
+
+/// Why no attempt could be priced.
+#[derive(Debug)]
+pub(super) enum Unpriced {
+    /// The chain or a plugin call failed: worth retrying.
+    Transient(String),
+    /// The fee plugin declined (a replacement it cannot bump under the cap).
+    Declined(String),
+    /// The call reverts in gas estimation.
+    Reverted(String),
+}
+
+#[derive(Debug)]
+pub(super) struct Priced {
+    pub attempt: Attempt,
+    /// The fee plugin's decision, for the trail.
+    pub decision: DecisionRecord,
+    pub signed: SignedTx,
+}
+
+impl Relay {
+    /// `eth_estimateGas` from `relayer`: `Ok(Err(reason))` when it reverts.
+    pub(super) async fn estimate(&self, relayer: &Relayer, request: &TxRequest) -> Result<Result<u64, String>, String> {
+        match self.chain.estimate_gas(relayer.address, request).await {
+            Ok(estimate) => Ok(Ok(estimate)),
+            Err(ChainError::Refused(reason)) => Ok(Err(format!("gas estimation failed: {reason}"))),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    /// Prices and signs attempt `number` of `request` at `nonce`.
+    /// `previous` makes it a replacement, which the fee plugin must bump.
+    pub(super) async fn price(
+        &self,
+        request: &TxRequest,
+        relayer: &Relayer,
+        (nonce, number): (u64, u32),
+        estimate: Option<u64>,
+        previous: Option<AttemptFees>,
+    ) -> Result<Priced, Unpriced> {
+        let settings = &self.settings;
+        let market = self
+            .chain
+            .fee_market(settings.fee_history_blocks, settings.max_fee_cap, previous)
+            .await
+            .map_err(|e| Unpriced::Transient(e.to_string()))?;
+        let plugins = self.plugins.clone();
+        let asked = request.clone();
+        let decision = tokio::task::spawn_blocking(move || plugins.price(&asked, &market))
+            .await
+            .map_err(|e| Unpriced::Transient(e.to_string()))?;
+        let quote = match &decision.outcome {
+            FeeDecision::Quote(quote) => *quote,
+            FeeDecision::CannotBump(reason) => return Err(Unpriced::Declined(reason.clone())),
+        };
+        let gas_limit = match request.gas_limit {
+            Some(given) => given,
+            None => {
+                let estimate = match estimate {
+                    Some(estimate) => estimate,
+                    None => self
+                        .estimate(relayer, request)
+                        .await
+                        .map_err(Unpriced::Transient)?
+                        .map_err(Unpriced::Reverted)?,
+                };
+                let bps =
+                    u128::from(settings.gas_limit_buffer_bps) * u128::from(quote.gas_limit_factor_bps.max(10_000));
+                u64::try_from(u128::from(estimate) * bps / 100_000_000).unwrap_or(u64::MAX)
+            }
+        };
+        let fields = SendFields {
+            chain_id: self.chain.chain_id(),
+            nonce,
+            gas_limit,
+            max_fee: quote.max_fee.min(settings.max_fee_cap),
+            priority_fee: quote.priority_fee.min(quote.max_fee).min(settings.max_fee_cap),
+        };
+        let signed = relayer.sign_transaction(request, fields).map_err(|e| Unpriced::Transient(e.to_string()))?;
+        let attempt = Attempt {
+            attempt: number,
+            hash: signed.hash.to_string(),
+            nonce,
+            max_fee: fields.max_fee,
+            priority_fee: fields.priority_fee,
+            gas_limit,
+            sent_at: now_ms(),
+            to: request.to,
+            value: request.value,
+            data: request.data.clone(),
+        };
+        let text = fee_text(&decision.outcome);
+        Ok(Priced { attempt, decision: record(PluginKind::Fee, &decision, text), signed })
+    }
+}
