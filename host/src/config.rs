@@ -276,13 +276,25 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let (text, base, origin) = match path {
-            Some(path) => (Config::read(path)?, file_dir(path).to_path_buf(), path.display().to_string()),
-            None => (String::new(), std::env::current_dir().unwrap_or_default(), "defaults".to_string()),
-        };
+        match path {
+            Some(path) => {
+                Config::parse_with_env(&Config::read(path)?, file_dir(path), &path.display().to_string(), env)
+            }
+            None => Config::parse_with_env("", &std::env::current_dir().unwrap_or_default(), "defaults", env),
+        }
+    }
+
+    /// Parses TOML text with `SWITCHYARD_*` variables from `env` on top,
+    /// resolving relative paths from the text against `base`.
+    pub fn parse_with_env(
+        text: &str,
+        base: &Path,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let mut table: toml::Table =
-            toml::from_str(&text).map_err(|e| ConfigError::Parse { origin: origin.clone(), message: e.to_string() })?;
-        let mut origin = origin;
+            toml::from_str(text).map_err(|e| ConfigError::Parse { origin: origin.into(), message: e.to_string() })?;
+        let mut origin = origin.to_string();
         for (name, raw) in env {
             let Some(key) = name.strip_prefix("SWITCHYARD_") else { continue };
             let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
@@ -295,7 +307,7 @@ impl Config {
             origin = format!("{origin} + {name}");
         }
         let mut config: Config = table.try_into().map_err(|e| ConfigError::Parse { origin, message: e.to_string() })?;
-        config.resolve_paths(&base);
+        config.resolve_paths(base);
         config.validate()?;
         Ok(config)
     }
@@ -310,13 +322,15 @@ impl Config {
         Config::parse(text, file_dir(path), &path.display().to_string())
     }
 
+    /// `parse_file` with the process's `SWITCHYARD_*` variables on top, as
+    /// `serve` read it at start.
+    pub fn parse_file_with_env(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        Config::parse_with_env(text, file_dir(path), &path.display().to_string(), std::env::vars())
+    }
+
     /// Parses TOML text, resolving relative paths against `base`.
     pub fn parse(text: &str, base: &Path, origin: &str) -> Result<Self, ConfigError> {
-        let mut config: Config =
-            toml::from_str(text).map_err(|e| ConfigError::Parse { origin: origin.into(), message: e.to_string() })?;
-        config.resolve_paths(base);
-        config.validate()?;
-        Ok(config)
+        Config::parse_with_env(text, base, origin, std::iter::empty())
     }
 
     fn resolve_paths(&mut self, base: &Path) {

@@ -74,5 +74,6 @@ fn load_edited_config(path: &Path) -> Result<Config, crate::config::ConfigError>
             message: "the file is empty (a write in progress?)".into(),
         });
     }
-    Config::parse_file(path, &text)
+    // The environment overrides the file at start; it must here too.
+    Config::parse_file_with_env(path, &text)
 }
