@@ -212,7 +212,9 @@ impl Worker {
             max_fee: attempt.max_fee,
             priority_fee: attempt.priority_fee,
         };
-        let request = TxRequest { gas_limit: Some(attempt.gas_limit), ..tx.request.clone() };
+        // Re-signed from what the attempt recorded, so the bytes match its hash.
+        let request =
+            TxRequest { to: attempt.to, value: attempt.value, data: attempt.data.clone(), ..tx.request.clone() };
         let signed = relayer.sign_transaction(&request, fields).map_err(|e| e.to_string())?;
         if signed.hash.to_string() != attempt.hash {
             return Err(format!("re-signing attempt {} gave a different hash; refusing to send", attempt.attempt));
