@@ -24,18 +24,9 @@ async fn submit(server: &Server, range: std::ops::Range<usize>) -> Vec<String> {
             assert_eq!(status, 200, "{answer}");
             answer["data"]["id"].as_str().unwrap().to_string()
         });
-        ids.extend(futures_join_all(sends).await);
+        ids.extend(futures::future::join_all(sends).await);
     }
     ids
-}
-
-async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for handle in handles {
-        out.push(handle.await);
-    }
-    out
 }
 
 /// Every transaction landed exactly once: each paid its own recipient

@@ -203,26 +203,29 @@ impl Server {
         self.child.wait().unwrap();
     }
 
-    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response =
-            client().post(format!("{}{path}", self.url)).bearer_auth(API_KEY).json(body).send().await.unwrap();
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut request = client().request(method, format!("{}{path}", self.url)).bearer_auth(API_KEY);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response =
-            client().put(format!("{}{path}", self.url)).bearer_auth(API_KEY).json(body).send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
-    }
-
-    pub async fn delete(&self, path: &str) -> (u16, Value) {
-        let response = client().delete(format!("{}{path}", self.url)).bearer_auth(API_KEY).send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
+        self.call(reqwest::Method::PUT, path, Some(body)).await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = client().get(format!("{}{path}", self.url)).bearer_auth(API_KEY).send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
     }
 
     /// Polls until every transaction in `ids` is in a final status; returns
