@@ -31,6 +31,14 @@ pub enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Apply the store's pending migrations (PostgreSQL, MySQL or SQLite, as
+    /// `database_url` says) and exit. Safe to run from several replicas at
+    /// once: the database serialises them.
+    Migrate {
+        /// The TOML config file; `SWITCHYARD_DATABASE_URL` overrides it.
+        #[arg(long, env = "SWITCHYARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Build, check and test routing plugins (selector, policy, fee).
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -89,6 +97,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(crate::serve::serve(config, file))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Migrate { config: file } => {
+            let config = Config::load_with_env(file.as_deref(), std::env::vars())?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(migrate(&config))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plugin(PluginCommand::Check { path, kind, config, timeout_ms, memory_mib }) => {
             let limits =
                 Limits { timeout: Duration::from_millis(timeout_ms), memory_bytes: (memory_mib as usize) << 20 };
@@ -141,4 +155,18 @@ fn build(root: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 
 fn find_root(start: &Path) -> Option<PathBuf> {
     start.ancestors().find(|dir| dir.join("scripts/build-plugins.sh").is_file()).map(Path::to_path_buf)
+}
+
+#[allow(clippy::print_stdout)]
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let url = config.database_url()?;
+    let store = crate::store::sql::SqlStore::connect_only(&url, &config.database_options(true)).await?;
+    let name = store.backend().name();
+    println!("migrating the {name} database at {}", crate::config::redact_url(&url));
+    for migration in store.migrate().await? {
+        println!("  applied {migration}");
+    }
+    store.check_migrated().await?;
+    println!("the {name} schema is up to date");
+    Ok(())
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::plugins::{EngineSettings, Limits, PluginKind};
 use crate::queue::RetryPolicy;
+use crate::store::sql::{Backend, DatabaseOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -39,6 +40,12 @@ pub struct Config {
     /// The chain's JSON-RPC endpoint. When unset, `serve` starts a local dev
     /// chain (anvil) and relays with its funded dev keys.
     pub rpc_url: Option<String>,
+    /// The store: `sqlite:<path>`, `postgres://…` or `mysql://…`. When
+    /// unset, SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// The queue: `embedded` (the store's own outbox table, no broker).
+    pub queue_url: String,
+    pub database: DatabaseConfig,
     pub network: NetworkConfig,
     pub relayers: Vec<RelayerConfig>,
     pub queue: QueueConfig,
@@ -53,11 +60,38 @@ impl Default for Config {
             api_key: None,
             data_dir: PathBuf::from("data"),
             rpc_url: None,
+            database_url: None,
+            queue_url: "embedded".into(),
+            database: DatabaseConfig::default(),
             network: NetworkConfig::default(),
             relayers: Vec::new(),
             queue: QueueConfig::default(),
             http: HttpConfig::default(),
             plugins: PluginsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Apply pending migrations when `serve` starts. Default: yes for
+    /// SQLite, no for PostgreSQL and MySQL, where `switchyard migrate` runs
+    /// them (a deploy step) and `serve` refuses a database that lacks one.
+    pub migrate: Option<bool>,
+    pub max_connections: u32,
+    /// How long a statement waits for a connection before the database
+    /// counts as unavailable.
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        let options = DatabaseOptions::default();
+        DatabaseConfig {
+            migrate: None,
+            max_connections: options.max_connections,
+            acquire_timeout_ms: options.acquire_timeout.as_millis() as u64,
         }
     }
 }
@@ -258,9 +292,22 @@ fn default_memory_mib() -> u32 {
 /// Top-level keys an environment variable may set: `SWITCHYARD_<KEY>`, with
 /// `__` between nested keys (`SWITCHYARD_NETWORK__CONFIRMATIONS=3`). Other
 /// `SWITCHYARD_*` variables belong to tools, not to the config.
-const ENV_KEYS: [&str; 8] = ["listen", "api_key", "data_dir", "rpc_url", "network", "queue", "http", "plugins"];
+const ENV_KEYS: [&str; 11] = [
+    "listen",
+    "api_key",
+    "data_dir",
+    "rpc_url",
+    "database_url",
+    "queue_url",
+    "database",
+    "network",
+    "queue",
+    "http",
+    "plugins",
+];
 /// Keys whose value is text even when it looks like a number.
-const ENV_STRING_KEYS: [&str; 5] = ["listen", "api_key", "rpc_url", "network.name", "network.max_fee_cap"];
+const ENV_STRING_KEYS: [&str; 7] =
+    ["listen", "api_key", "rpc_url", "database_url", "queue_url", "network.name", "network.max_fee_cap"];
 /// Keys holding paths: relative ones from the environment are taken from
 /// the current directory, not the config file's.
 const ENV_PATH_KEYS: [&str; 3] = ["data_dir", "plugins.dir", "plugins.cache_dir"];
@@ -405,6 +452,25 @@ impl Config {
         {
             return Err(invalid("rpc_url", format!("`{url}` is not an http:// or https:// URL")));
         }
+        if let Some(url) = &self.database_url {
+            Backend::of_url(url).map_err(|e| invalid("database_url", e.to_string()))?;
+        }
+        let d = &self.database;
+        if !(1..=1000).contains(&d.max_connections) {
+            return Err(invalid("database.max_connections", format!("{} is outside 1..=1000", d.max_connections)));
+        }
+        if !(100..=600_000).contains(&d.acquire_timeout_ms) {
+            return Err(invalid(
+                "database.acquire_timeout_ms",
+                format!("{} is outside 100..=600000", d.acquire_timeout_ms),
+            ));
+        }
+        if self.queue_url != "embedded" {
+            return Err(invalid(
+                "queue_url",
+                format!("`{}` is not a queue this build offers: use `embedded`", redact_url(&self.queue_url)),
+            ));
+        }
         let q = &self.queue;
         if !(1..=1000).contains(&q.max_deliveries) {
             return Err(invalid("queue.max_deliveries", format!("{} is outside 1..=1000", q.max_deliveries)));
@@ -443,11 +509,43 @@ impl Config {
         Ok(())
     }
 
+    /// `database_url`, or the embedded default's SQLite file in `data_dir`.
+    pub fn database_url(&self) -> Result<String, crate::store::StoreError> {
+        match &self.database_url {
+            Some(url) => Ok(url.clone()),
+            None => crate::store::sql::SqlStore::embedded_url(&self.data_dir),
+        }
+    }
+
+    /// How `serve` and `migrate` reach the store.
+    pub fn database_options(&self, migrate_by_default: bool) -> DatabaseOptions {
+        let sqlite = self.database_url.as_deref().is_none_or(|url| url.starts_with("sqlite:"));
+        DatabaseOptions {
+            max_connections: self.database.max_connections,
+            acquire_timeout: Duration::from_millis(self.database.acquire_timeout_ms),
+            migrate: self.database.migrate.unwrap_or(migrate_by_default || sqlite),
+        }
+    }
+
     /// `network.max_fee_cap` in wei.
     pub fn max_fee_cap(&self) -> Result<alloy_primitives::U256, ConfigError> {
         self.network.max_fee_cap.trim().parse().map_err(|_| {
             invalid("network.max_fee_cap", format!("`{}` is not a whole number of wei", self.network.max_fee_cap))
         })
+    }
+}
+
+/// The URL with its password (if any) replaced, fit for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -675,5 +773,39 @@ mod tests {
         assert!(err.to_string().contains("relayers[0].id"), "{err}");
         let err = parse("[network]\nmax_fee_cap = \"30 gwei\"").unwrap_err();
         assert!(err.to_string().contains("network.max_fee_cap"), "{err}");
+    }
+
+    #[test]
+    fn backends_come_from_urls_and_passwords_stay_out_of_errors() {
+        let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let c = Config::parse_with_env(
+            "",
+            Path::new("/"),
+            "test",
+            env("SWITCHYARD_DATABASE_URL", "postgres://sy:pw@db/sy"),
+        )
+        .unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgres://sy:pw@db/sy"));
+        assert!(!c.database_options(false).migrate, "an external database is migrated by `switchyard migrate`");
+        assert!(c.database_options(true).migrate);
+        assert!(parse("").unwrap().database_options(false).migrate, "the embedded default migrates itself");
+
+        let err = parse("database_url = \"oracle://sys:hunter2@db/x\"").unwrap_err().to_string();
+        assert!(err.contains("database_url") && !err.contains("hunter2"), "{err}");
+        let err = parse("queue_url = \"kafka://u:hunter2@k\"").unwrap_err().to_string();
+        assert!(err.contains("queue_url") && !err.contains("hunter2"), "{err}");
+        let err = parse("[database]\nmax_connections = 0").unwrap_err().to_string();
+        assert!(err.contains("database.max_connections"), "{err}");
+    }
+
+    #[test]
+    fn redacts_only_the_password() {
+        assert_eq!(
+            redact_url("postgres://sy:pw@db:5432/sy?sslmode=disable"),
+            "postgres://sy:***@db:5432/sy?sslmode=disable"
+        );
+        assert_eq!(redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
+        assert_eq!(redact_url("mysql://root@127.0.0.1/test"), "mysql://root@127.0.0.1/test");
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
     }
 }

@@ -16,7 +16,7 @@ use crate::pipeline::{Relay, RelaySettings, Watcher};
 use crate::plugins::{PluginHost, PluginWatcher};
 use crate::queue::embedded::EmbeddedQueue;
 use crate::relayers::{Relayer, RelayerPool};
-use crate::store::sqlite::SqliteStore;
+use crate::store::sql::SqlStore;
 
 /// How many of the dev chain's funded keys become relayers.
 const DEV_RELAYERS: usize = 3;
@@ -33,8 +33,8 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
     let chain = connect(&rpc_url, &config).await?;
     let relayers = relayers(&config, dev_chain.as_ref())?;
 
-    let store = SqliteStore::open(&config.data_dir).await?;
-    let queue = EmbeddedQueue::new(store.pool().clone(), config.queue.retry_policy());
+    let store = open_store(&config).await?;
+    let queue = EmbeddedQueue::new(&store, config.queue.retry_policy());
     let engine = config.plugins.engine_settings(&config.data_dir);
     let plugins_config = config.plugins.clone();
     let (plugins, _) = tokio::task::spawn_blocking(move || PluginHost::new(&plugins_config, engine)).await??;
@@ -82,6 +82,13 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
         dev_chain.stop().await;
     }
     Ok(())
+}
+
+/// The configured database, or SQLite in the data directory, migrated or
+/// checked as `database.migrate` says.
+async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
+    let url = config.database_url()?;
+    Ok(SqlStore::connect(&url, &config.database_options(false)).await?)
 }
 
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {

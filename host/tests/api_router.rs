@@ -21,7 +21,7 @@ use switchyard::pipeline::{Relay, RelaySettings};
 use switchyard::plugins::PluginKind;
 use switchyard::queue::embedded::EmbeddedQueue;
 use switchyard::relayers::{Relayer, RelayerPool};
-use switchyard::store::sqlite::SqliteStore;
+use switchyard::store::sql::SqlStore;
 
 const KEY: &str = "test-api-key-0123456789";
 const ALLOWED: &str = "0x00000000000000000000000000000000000000aa";
@@ -42,8 +42,8 @@ async fn api() -> Api {
         &[("policy_allowlist.wasm", support::example("policy_allowlist"))],
         vec![(PluginKind::Policy, support::slot("policy_allowlist.wasm", &[("contracts", ALLOWED)]))],
     );
-    let store = SqliteStore::open_url("sqlite::memory:").await.unwrap();
-    let queue = EmbeddedQueue::new(store.pool().clone(), Default::default());
+    let store = SqlStore::connect("sqlite::memory:", &Default::default()).await.unwrap();
+    let queue = EmbeddedQueue::new(&store, Default::default());
     let relayers = DEV_KEYS
         .iter()
         .enumerate()

@@ -79,7 +79,7 @@ impl From<StoreError> for ApiError {
             StoreError::Duplicate(_) | StoreError::NotPending { .. } => {
                 ApiError::new(StatusCode::CONFLICT, error.to_string())
             }
-            StoreError::Unavailable(_) => ApiError::unavailable(error.to_string()),
+            StoreError::Unavailable(_) | StoreError::Contended(_) => ApiError::unavailable(error.to_string()),
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
         }
     }

@@ -1,62 +1,97 @@
-//! The embedded queue: the `outbox` table of the store's own SQLite
-//! database. An entry is claimed with a lease; a worker that dies leaves the
-//! lease to run out and the entry is delivered again. Each delivery has its
-//! own tag (entry id and delivery count), so a worker that lost its lease
-//! cannot ack or retry what another worker now holds.
+//! The embedded queue: the `outbox` table of the store's own database
+//! (SQLite, PostgreSQL or MySQL), so it needs no broker. An entry is claimed
+//! with a lease; a worker that dies leaves the lease to run out and the
+//! entry is delivered again. Each delivery has its own tag (entry id and
+//! delivery count), so a worker that lost its lease cannot ack or retry what
+//! another worker now holds. On PostgreSQL and MySQL, replicas sharing the
+//! database claim with `SKIP LOCKED`: never the same entry, never waiting on
+//! each other.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqlitePool, SqliteQueryResult};
+use sqlx::AnyPool;
+use sqlx::any::AnyQueryResult;
 
 use super::{Delivery, Queue, QueueError, QueueStats, RetryOutcome, RetryPolicy};
 use crate::store::now_ms;
-use crate::store::sqlite::unreachable;
+use crate::store::sql::{Backend, SqlStore, unreachable};
 
 /// How often an idle `receive` looks for work.
 const POLL: Duration = Duration::from_millis(20);
 
 #[derive(Clone, Debug)]
 pub struct EmbeddedQueue {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
     policy: RetryPolicy,
 }
 
+/// The oldest entry ready to be delivered: queued and due, or held by a
+/// worker whose lease ran out.
+const READY: &str = "SELECT id FROM outbox
+     WHERE (state = 'queued' AND available_at <= ?) OR (state = 'in_flight' AND lease_until <= ?)
+     ORDER BY id LIMIT 1";
+
 impl EmbeddedQueue {
-    /// A queue over the outbox of the database behind `pool`
-    /// (`SqliteStore::pool`), already migrated.
-    pub fn new(pool: SqlitePool, policy: RetryPolicy) -> Self {
-        EmbeddedQueue { pool, policy }
+    /// A queue over the outbox of the store's database.
+    pub fn new(store: &SqlStore, policy: RetryPolicy) -> Self {
+        EmbeddedQueue { pool: store.pool().clone(), backend: store.backend(), policy }
+    }
+
+    /// Takes the oldest ready entry: `(entry id, transaction id, deliveries)`.
+    async fn take(&self, now: i64) -> Result<Option<(i64, String, i64)>, sqlx::Error> {
+        let lease_until = now.saturating_add(self.policy.lease.as_millis() as i64);
+        let take = "UPDATE outbox SET state = 'in_flight', deliveries = deliveries + 1, lease_until = ? WHERE id = ?";
+        match self.backend {
+            // One statement; SQLite has one writer at a time anyway.
+            Backend::Sqlite => {
+                let sql = format!(
+                    "{} RETURNING id, transaction_id, deliveries",
+                    take.replace("id = ?", &format!("id = ({READY})"))
+                );
+                sqlx::query_as(&sql).bind(lease_until).bind(now).bind(now).fetch_optional(&self.pool).await
+            }
+            // MySQL cannot update a table it selects from in a subquery.
+            Backend::Postgres | Backend::MySql => {
+                let mut dbtx = self.pool.begin().await?;
+                let ready = format!("{READY} FOR UPDATE SKIP LOCKED");
+                let ready = self.backend.sql(&ready);
+                let Some(id) =
+                    sqlx::query_scalar::<_, i64>(&ready).bind(now).bind(now).fetch_optional(&mut *dbtx).await?
+                else {
+                    dbtx.rollback().await?;
+                    return Ok(None);
+                };
+                sqlx::query(&self.backend.sql(take)).bind(lease_until).bind(id).execute(&mut *dbtx).await?;
+                let taken =
+                    sqlx::query_as(&self.backend.sql("SELECT id, transaction_id, deliveries FROM outbox WHERE id = ?"))
+                        .bind(id)
+                        .fetch_one(&mut *dbtx)
+                        .await?;
+                dbtx.commit().await?;
+                Ok(Some(taken))
+            }
+        }
     }
 
     async fn claim(&self) -> Result<Option<Delivery>, QueueError> {
         loop {
-            let now = now_ms();
-            let lease_until = now.saturating_add(self.policy.lease.as_millis() as i64);
-            let claimed: Option<(i64, String, i64)> = sqlx::query_as(
-                "UPDATE outbox SET state = 'in_flight', deliveries = deliveries + 1, lease_until = ?
-                 WHERE id = (SELECT id FROM outbox
-                             WHERE (state = 'queued' AND available_at <= ?)
-                                OR (state = 'in_flight' AND lease_until <= ?)
-                             ORDER BY id LIMIT 1)
-                 RETURNING id, transaction_id, deliveries",
-            )
-            .bind(lease_until)
-            .bind(now)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
+            let claimed = self.take(now_ms()).await.map_err(backend)?;
             let Some((id, transaction_id, deliveries)) = claimed else { return Ok(None) };
             let attempt = u32::try_from(deliveries).unwrap_or(u32::MAX);
             if attempt > self.policy.max_deliveries {
                 // Its workers kept dying before they could retry it.
-                sqlx::query("UPDATE outbox SET state = 'dead', lease_until = NULL, last_error = ? WHERE id = ?")
-                    .bind(format!("abandoned by {} workers that stopped without acking", attempt - 1))
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(backend)?;
+                sqlx::query(
+                    &self
+                        .backend
+                        .sql("UPDATE outbox SET state = 'dead', lease_until = NULL, last_error = ? WHERE id = ?"),
+                )
+                .bind(format!("abandoned by {} workers that stopped without acking", attempt - 1))
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
                 tracing::warn!(%transaction_id, "queue entry dead-lettered: its workers kept stopping");
                 continue;
             }
@@ -76,7 +111,7 @@ fn backend(e: sqlx::Error) -> QueueError {
 }
 
 /// `Lost` when the statement found the delivery no longer held under its tag.
-fn held(done: &SqliteQueryResult, delivery: &Delivery) -> Result<(), QueueError> {
+fn held(done: &AnyQueryResult, delivery: &Delivery) -> Result<(), QueueError> {
     match done.rows_affected() {
         0 => Err(QueueError::Lost(delivery.tag.clone())),
         _ => Ok(()),
@@ -101,12 +136,8 @@ impl Queue for EmbeddedQueue {
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
         let (id, deliveries) = parse_tag(&delivery.tag)?;
-        let deleted = sqlx::query("DELETE FROM outbox WHERE id = ? AND deliveries = ? AND state = 'in_flight'")
-            .bind(id)
-            .bind(deliveries)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
+        let sql = self.backend.sql("DELETE FROM outbox WHERE id = ? AND deliveries = ? AND state = 'in_flight'");
+        let deleted = sqlx::query(&sql).bind(id).bind(deliveries).execute(&self.pool).await.map_err(backend)?;
         held(&deleted, delivery)
     }
 
@@ -114,10 +145,10 @@ impl Queue for EmbeddedQueue {
         let (id, deliveries) = parse_tag(&delivery.tag)?;
         let dead = delivery.attempt >= self.policy.max_deliveries;
         let delay = self.policy.delay(delivery.attempt);
-        let updated = sqlx::query(
+        let updated = sqlx::query(&self.backend.sql(
             "UPDATE outbox SET state = ?, available_at = ?, lease_until = NULL, last_error = ?
              WHERE id = ? AND deliveries = ? AND state = 'in_flight'",
-        )
+        ))
         .bind(if dead { "dead" } else { "queued" })
         .bind(now_ms().saturating_add(delay.as_millis() as i64))
         .bind(error)

@@ -1,9 +1,10 @@
 //! Where transactions, their decision trail, send attempts, nonce lanes and
-//! the queue's outbox live. One trait, [`Store`]; the embedded default is
-//! SQLite ([`sqlite::SqliteStore`]), and every backend passes the same suite
+//! the queue's outbox live. One trait, [`Store`], implemented by
+//! [`sql::SqlStore`] on SQLite (the embedded default), PostgreSQL and
+//! MySQL/MariaDB; every backend passes the same suite
 //! (`host/tests/support/store_suite.rs`).
 
-pub mod sqlite;
+pub mod sql;
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,6 +21,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("database error: {0}")]
     Database(String),
+    /// Lost a deadlock or serialization race with another writer, again
+    /// after the store's own retries.
+    #[error("database contention: {0}")]
+    Contended(String),
     #[error("migrating the database failed: {0}")]
     Migration(String),
     #[error("transaction {0} not found")]

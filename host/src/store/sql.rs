@@ -1,0 +1,972 @@
+//! The SQL store, one implementation for three databases through sqlx's
+//! `Any` driver: SQLite (the embedded default, in the data directory, WAL),
+//! PostgreSQL and MySQL/MariaDB, chosen by the URL's scheme. Each has its
+//! own migration folder under `migrations/`.
+//!
+//! The statements are written once, in the SQL the three share; the few
+//! places they differ are [`Backend`]'s methods. MySQL sessions run at READ
+//! COMMITTED, as PostgreSQL does by default, so locking reads behave alike.
+//! Every write that must be atomic starts with a write statement: it takes
+//! the row lock (SQLite: the write lock) before anything is read.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use alloy_primitives::{Address, U256};
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, AnyQueryResult, AnyRow};
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row};
+
+use super::{
+    Attempt, DecisionRecord, NewTransaction, NonceAssignment, Page, RelayerCounts, Store, StoreError, Transaction,
+    TxStatus, now_ms,
+};
+use crate::config::redact_url;
+use crate::plugins::TxRequest;
+
+/// The file inside the data directory.
+pub const DATABASE_FILE: &str = "switchyard.db";
+
+static SQLITE: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("../migrations/postgres");
+static MYSQL: Migrator = sqlx::migrate!("../migrations/mysql");
+
+/// How often a statement that lost a deadlock or serialization race is
+/// tried again before the error is returned.
+const CONTENTION_RETRIES: u32 = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Backend {
+    /// The backend a database URL names: `sqlite:`, `postgres://`
+    /// (`postgresql://`), `mysql://` (`mariadb://`).
+    pub fn of_url(url: &str) -> Result<Self, StoreError> {
+        let scheme = url.split_once(':').map(|(scheme, _)| scheme.to_ascii_lowercase()).unwrap_or_default();
+        match scheme.as_str() {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            "mysql" | "mariadb" => Ok(Backend::MySql),
+            _ => Err(StoreError::Unavailable(format!(
+                "database URL `{}` names no supported database: use sqlite:, postgres:// or mysql://",
+                redact_url(url)
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+            Backend::MySql => "MySQL",
+        }
+    }
+
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Backend::Sqlite => &SQLITE,
+            Backend::Postgres => &POSTGRES,
+            Backend::MySql => &MYSQL,
+        }
+    }
+
+    /// The statement with its `?` placeholders in the backend's own form.
+    pub(crate) fn sql(self, text: &str) -> Cow<'_, str> {
+        if self != Backend::Postgres {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len() + 16);
+        let mut n = 0;
+        for c in text.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// Creates a relayer's nonce lane unless it exists.
+    fn insert_lane(self) -> &'static str {
+        match self {
+            Backend::MySql => "INSERT IGNORE INTO nonce_lanes (relayer_id, next_nonce, updated_at) VALUES (?, 0, ?)",
+            _ => {
+                "INSERT INTO nonce_lanes (relayer_id, next_nonce, updated_at) VALUES (?, 0, ?)
+                 ON CONFLICT DO NOTHING"
+            }
+        }
+    }
+}
+
+/// How to connect to an external database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseOptions {
+    pub max_connections: u32,
+    /// How long a statement waits for a free connection (or for a database
+    /// that is away) before failing as unavailable.
+    pub acquire_timeout: Duration,
+    /// Apply pending migrations at connect; otherwise a missing one is an
+    /// error naming it.
+    pub migrate: bool,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        DatabaseOptions { max_connections: 16, acquire_timeout: Duration::from_secs(5), migrate: true }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl SqlStore {
+    /// Opens (creating if needed) `<data_dir>/switchyard.db` and applies any
+    /// pending migration: the embedded default.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::connect(&Self::embedded_url(data_dir)?, &DatabaseOptions::default()).await
+    }
+
+    /// The URL of the embedded default's database, creating its directory.
+    pub fn embedded_url(data_dir: &Path) -> Result<String, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create data directory {}: {e}", data_dir.display()))
+        })?;
+        let options = SqliteConnectOptions::new().filename(data_dir.join(DATABASE_FILE)).create_if_missing(true);
+        Ok(options.to_url_lossy().to_string())
+    }
+
+    /// Connects to the database `url` names (`sqlite::memory:` for a
+    /// throwaway one), then migrates it or checks that it is migrated.
+    pub async fn connect(url: &str, options: &DatabaseOptions) -> Result<Self, StoreError> {
+        let store = Self::connect_only(url, options).await?;
+        if options.migrate {
+            store.migrate().await?;
+        } else {
+            store.check_migrated().await?;
+        }
+        Ok(store)
+    }
+
+    /// Connects without looking at the schema (`switchyard migrate`).
+    pub async fn connect_only(url: &str, options: &DatabaseOptions) -> Result<Self, StoreError> {
+        let backend = Backend::of_url(url)?;
+        sqlx::any::install_default_drivers();
+        let url = match backend {
+            // sqlx knows MariaDB by MySQL's name.
+            Backend::MySql if url.starts_with("mariadb:") => Cow::Owned(format!("mysql:{}", &url["mariadb:".len()..])),
+            _ => Cow::Borrowed(url),
+        };
+        let in_memory = backend == Backend::Sqlite && url.contains(":memory:");
+        let setup = match backend {
+            Backend::Sqlite => {
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+                 PRAGMA busy_timeout = 10000;"
+            }
+            Backend::MySql => "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            Backend::Postgres => "",
+        };
+        // An in-memory database exists per connection: keep exactly one.
+        let pool = AnyPoolOptions::new()
+            .max_connections(if in_memory { 1 } else { options.max_connections.max(1) })
+            .min_connections(u32::from(in_memory))
+            .acquire_timeout(options.acquire_timeout)
+            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if !setup.is_empty() {
+                        conn.execute(setup).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot reach {} at {}: {e}", backend.name(), redact_url(&url)))
+            })?;
+        Ok(SqlStore { pool, backend })
+    }
+
+    /// Applies every pending migration; returns those it applied.
+    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let before = self.applied().await?;
+        self.backend.migrator().run(&self.pool).await.map_err(|e| StoreError::Migration(e.to_string()))?;
+        let after = self.applied().await?;
+        let migrator = self.backend.migrator();
+        let applied: Vec<String> = migrator
+            .iter()
+            .filter(|m| after.contains(&m.version) && !before.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect();
+        for migration in &applied {
+            tracing::info!(backend = self.backend.name(), %migration, "applied migration");
+        }
+        Ok(applied)
+    }
+
+    /// Fails naming the first migration this build expects that the
+    /// database lacks, or one it has that this build does not know.
+    pub async fn check_migrated(&self) -> Result<(), StoreError> {
+        let applied = self.applied().await?;
+        let migrator = self.backend.migrator();
+        if let Some(missing) = migrator.iter().find(|m| !applied.contains(&m.version)) {
+            return Err(StoreError::Migration(format!(
+                "the {} database lacks migration {} ({}): run `switchyard migrate`, or set `database.migrate = true`",
+                self.backend.name(),
+                missing.version,
+                missing.description
+            )));
+        }
+        if let Some(unknown) = applied.iter().find(|v| !migrator.version_exists(**v)) {
+            return Err(StoreError::Migration(format!(
+                "the {} database has migration {unknown}, which this build does not know: it was migrated by a \
+                 newer Switchyard",
+                self.backend.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Versions applied so far; none when the migrations table is missing.
+    async fn applied(&self) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        match conn.list_applied_migrations().await {
+            Ok(applied) => Ok(applied.into_iter().map(|m| m.version).collect()),
+            Err(sqlx::migrate::MigrateError::Execute(e)) if unreachable(&e) => Err(db(e)),
+            Err(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// The pool, shared with the embedded queue (same database).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Decodes transaction rows and fills in their decisions and attempts,
+    /// each fetched in one query.
+    async fn with_details(&self, rows: Vec<AnyRow>) -> Result<Vec<Transaction>, StoreError> {
+        let mut txs = rows.iter().map(tx_from_row).collect::<Result<Vec<_>, _>>()?;
+        if txs.is_empty() {
+            return Ok(txs);
+        }
+        let ids = vec!["?"; txs.len()].join(", ");
+        let mut decisions: HashMap<String, Vec<DecisionRecord>> = HashMap::new();
+        let sql = format!("SELECT transaction_id, record FROM decisions WHERE transaction_id IN ({ids}) ORDER BY id");
+        let sql = self.backend.sql(&sql);
+        let mut query = sqlx::query(&sql);
+        for tx in &txs {
+            query = query.bind(tx.id());
+        }
+        for row in query.fetch_all(&self.pool).await.map_err(db)? {
+            let record = from_json(&text(&row, "record")?, "record")?;
+            decisions.entry(text(&row, "transaction_id")?).or_default().push(record);
+        }
+        let mut attempts: HashMap<String, Vec<Attempt>> = HashMap::new();
+        let sql = format!(
+            "SELECT transaction_id, attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at, to_address, value,
+                 data
+             FROM attempts WHERE transaction_id IN ({ids}) ORDER BY attempt"
+        );
+        let sql = self.backend.sql(&sql);
+        let mut query = sqlx::query(&sql);
+        for tx in &txs {
+            query = query.bind(tx.id());
+        }
+        for row in query.fetch_all(&self.pool).await.map_err(db)? {
+            attempts.entry(text(&row, "transaction_id")?).or_default().push(attempt_from_row(&row)?);
+        }
+        for tx in &mut txs {
+            tx.decisions = decisions.remove(tx.id()).unwrap_or_default();
+            tx.attempts = attempts.remove(tx.id()).unwrap_or_default();
+        }
+        Ok(txs)
+    }
+
+    async fn first(&self, row: Option<AnyRow>) -> Result<Option<Transaction>, StoreError> {
+        Ok(self.with_details(row.into_iter().collect()).await?.pop())
+    }
+
+    async fn try_assign_nonce(
+        &self,
+        id: &str,
+        relayer_id: &str,
+        decision: &DecisionRecord,
+    ) -> Result<NonceAssignment, StoreError> {
+        let now = now_ms();
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        // A write first: the row lock is taken here, before any read.
+        let touched = sqlx::query(&self.backend.sql("UPDATE transactions SET updated_at = ? WHERE id = ?"))
+            .bind(now)
+            .bind(id)
+            .execute(&mut *dbtx)
+            .await
+            .map_err(db)?;
+        found(&touched, id)?;
+        let row = sqlx::query(&self.backend.sql("SELECT nonce, status FROM transactions WHERE id = ?"))
+            .bind(id)
+            .fetch_one(&mut *dbtx)
+            .await
+            .map_err(db)?;
+        if let Some(nonce) = get::<Option<i64>>(&row, "nonce")? {
+            dbtx.rollback().await.map_err(db)?;
+            return Ok(NonceAssignment { nonce: from_i64(nonce)?, fresh: false });
+        }
+        let status: TxStatus = text(&row, "status")?.parse().map_err(StoreError::Corrupt)?;
+        if status != TxStatus::Pending {
+            dbtx.rollback().await.map_err(db)?;
+            return Err(StoreError::NotPending { id: id.to_string(), status });
+        }
+        let bump =
+            self.backend.sql("UPDATE nonce_lanes SET next_nonce = next_nonce + 1, updated_at = ? WHERE relayer_id = ?");
+        let bumped = sqlx::query(&bump).bind(now).bind(relayer_id).execute(&mut *dbtx).await.map_err(db)?;
+        if bumped.rows_affected() == 0 {
+            sqlx::query(&self.backend.sql(self.backend.insert_lane()))
+                .bind(relayer_id)
+                .bind(now)
+                .execute(&mut *dbtx)
+                .await
+                .map_err(db)?;
+            sqlx::query(&bump).bind(now).bind(relayer_id).execute(&mut *dbtx).await.map_err(db)?;
+        }
+        // Our own write, under our row lock: no other replica can move it.
+        let nonce: i64 =
+            sqlx::query_scalar(&self.backend.sql("SELECT next_nonce - 1 FROM nonce_lanes WHERE relayer_id = ?"))
+                .bind(relayer_id)
+                .fetch_one(&mut *dbtx)
+                .await
+                .map_err(db)?;
+        sqlx::query(&self.backend.sql("UPDATE transactions SET relayer_id = ?, nonce = ? WHERE id = ?"))
+            .bind(relayer_id)
+            .bind(nonce)
+            .bind(id)
+            .execute(&mut *dbtx)
+            .await
+            .map_err(db)?;
+        self.append_decision(&mut dbtx, id, decision).await?;
+        dbtx.commit().await.map_err(db)?;
+        Ok(NonceAssignment { nonce: from_i64(nonce)?, fresh: true })
+    }
+
+    async fn try_sync_lane(&self, relayer_id: &str, chain_pending_nonce: u64) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let chain = to_i64(chain_pending_nonce)?;
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let set = self.backend.sql("UPDATE nonce_lanes SET next_nonce = ?, updated_at = ? WHERE relayer_id = ?");
+        let updated = sqlx::query(&set).bind(chain).bind(now).bind(relayer_id).execute(&mut *dbtx).await.map_err(db)?;
+        if updated.rows_affected() == 0 {
+            sqlx::query(&self.backend.sql(self.backend.insert_lane()))
+                .bind(relayer_id)
+                .bind(now)
+                .execute(&mut *dbtx)
+                .await
+                .map_err(db)?;
+        }
+        // The lane's row lock is held: an assignment racing this one waits,
+        // and one that committed before is seen here.
+        let highest: Option<i64> = sqlx::query_scalar(&self.backend.sql(
+            "SELECT MAX(nonce) FROM transactions
+             WHERE relayer_id = ? AND nonce IS NOT NULL AND status IN ('pending', 'sent', 'submitted', 'mined')",
+        ))
+        .bind(relayer_id)
+        .fetch_one(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        let next = highest.map_or(chain, |h| chain.max(h + 1));
+        sqlx::query(&set).bind(next).bind(now).bind(relayer_id).execute(&mut *dbtx).await.map_err(db)?;
+        dbtx.commit().await.map_err(db)?;
+        from_i64(next)
+    }
+
+    async fn insert_attempt(
+        &self,
+        dbtx: &mut sqlx::Transaction<'_, Any>,
+        id: &str,
+        attempt: &Attempt,
+    ) -> Result<(), StoreError> {
+        // A redelivered send records its attempt again: the row is replaced.
+        sqlx::query(&self.backend.sql("DELETE FROM attempts WHERE transaction_id = ? AND attempt = ?"))
+            .bind(id)
+            .bind(i64::from(attempt.attempt))
+            .execute(&mut **dbtx)
+            .await
+            .map_err(db)?;
+        sqlx::query(&self.backend.sql(
+            "INSERT INTO attempts (transaction_id, attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at,
+                 to_address, value, data)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(id)
+        .bind(i64::from(attempt.attempt))
+        .bind(&attempt.hash)
+        .bind(to_i64(attempt.nonce)?)
+        .bind(attempt.max_fee.to_string())
+        .bind(attempt.priority_fee.to_string())
+        .bind(to_i64(attempt.gas_limit)?)
+        .bind(attempt.sent_at)
+        .bind(attempt.to.map(|a| a.to_string()))
+        .bind(attempt.value.to_string())
+        .bind(attempt.data.clone())
+        .execute(&mut **dbtx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn append_decision(
+        &self,
+        dbtx: &mut sqlx::Transaction<'_, Any>,
+        id: &str,
+        decision: &DecisionRecord,
+    ) -> Result<(), StoreError> {
+        let appended = sqlx::query(&self.backend.sql("INSERT INTO decisions (transaction_id, record) VALUES (?, ?)"))
+            .bind(id)
+            .bind(json(decision)?)
+            .execute(&mut **dbtx)
+            .await;
+        match appended {
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Err(StoreError::NotFound(id.to_string())),
+            other => other.map(|_| ()).map_err(db),
+        }
+    }
+
+    /// Commits with `decision` in the trail when `update` changed the row;
+    /// otherwise rolls back. Whether it changed is the answer.
+    async fn commit_if_changed(
+        &self,
+        mut dbtx: sqlx::Transaction<'_, Any>,
+        update: &AnyQueryResult,
+        id: &str,
+        decision: &DecisionRecord,
+    ) -> Result<bool, StoreError> {
+        if update.rows_affected() == 0 {
+            dbtx.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        self.append_decision(&mut dbtx, id, decision).await?;
+        dbtx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+}
+
+/// The transaction columns, for `SELECT {TX_COLUMNS} FROM transactions …`.
+const TX_COLUMNS: &str = "id, relayer_id, chain_id, status, status_reason, to_address, value, data, gas_limit, speed,
+     api_key_id, hints, valid_until, nonce, hash, max_fee, priority_fee, created_at, updated_at, sent_at,
+     confirmed_at";
+
+/// Runs `$attempt` again while it loses deadlock or serialization races.
+macro_rules! contended {
+    ($attempt:expr) => {{
+        let mut tries = 0;
+        loop {
+            match $attempt.await {
+                Err(StoreError::Contended(_)) if tries < CONTENTION_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(tries))).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn insert(&self, tx: &NewTransaction) -> Result<(), StoreError> {
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let inserted = sqlx::query(&self.backend.sql(
+            "INSERT INTO transactions (id, relayer_id, chain_id, status, to_address, value, data, gas_limit, speed,
+                 api_key_id, hints, valid_until, created_at, updated_at)
+             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(&tx.request.id)
+        .bind(tx.relayer_id.clone())
+        .bind(to_i64(tx.request.chain_id)?)
+        .bind(tx.request.to.map(|a| a.to_string()))
+        .bind(tx.request.value.to_string())
+        .bind(tx.request.data.clone())
+        .bind(tx.request.gas_limit.map(to_i64).transpose()?)
+        .bind(tx.request.speed.as_str())
+        .bind(&tx.request.api_key_id)
+        .bind(json(&tx.request.hints)?)
+        .bind(tx.valid_until)
+        .bind(tx.created_at)
+        .bind(tx.created_at)
+        .execute(&mut *dbtx)
+        .await;
+        match inserted {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(StoreError::Duplicate(tx.request.id.clone()));
+            }
+            other => other.map_err(db)?,
+        };
+        for decision in &tx.decisions {
+            self.append_decision(&mut dbtx, &tx.request.id, decision).await?;
+        }
+        sqlx::query(
+            &self
+                .backend
+                .sql("INSERT INTO outbox (transaction_id, state, available_at, created_at) VALUES (?, 'queued', ?, ?)"),
+        )
+        .bind(&tx.request.id)
+        .bind(tx.created_at)
+        .bind(tx.created_at)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        dbtx.commit().await.map_err(db)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
+        let sql = format!("SELECT {TX_COLUMNS} FROM transactions WHERE id = ?");
+        let row = sqlx::query(&self.backend.sql(&sql)).bind(id).fetch_optional(&self.pool).await.map_err(db)?;
+        self.first(row).await
+    }
+
+    async fn list(&self, relayer_id: &str, page: u32, per_page: u32) -> Result<Page, StoreError> {
+        let per_page = per_page.clamp(1, 1000);
+        let offset = i64::from(page.max(1) - 1) * i64::from(per_page);
+        let total: i64 =
+            sqlx::query_scalar(&self.backend.sql("SELECT COUNT(*) FROM transactions WHERE relayer_id = ?"))
+                .bind(relayer_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+        let sql = format!(
+            "SELECT {TX_COLUMNS} FROM transactions WHERE relayer_id = ?
+             ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+        );
+        let rows = sqlx::query(&self.backend.sql(&sql))
+            .bind(relayer_id)
+            .bind(i64::from(per_page))
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(Page { items: self.with_details(rows).await?, total: total as u64 })
+    }
+
+    async fn by_nonce(&self, relayer_id: &str, nonce: u64) -> Result<Option<Transaction>, StoreError> {
+        let sql = format!("SELECT {TX_COLUMNS} FROM transactions WHERE relayer_id = ? AND nonce = ?");
+        let row = sqlx::query(&self.backend.sql(&sql))
+            .bind(relayer_id)
+            .bind(to_i64(nonce)?)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        self.first(row).await
+    }
+
+    async fn assign_nonce(
+        &self,
+        id: &str,
+        relayer_id: &str,
+        decision: &DecisionRecord,
+    ) -> Result<NonceAssignment, StoreError> {
+        contended!(self.try_assign_nonce(id, relayer_id, decision))
+    }
+
+    async fn cancel_pending(&self, id: &str, reason: &str, decision: &DecisionRecord) -> Result<bool, StoreError> {
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let canceled = sqlx::query(&self.backend.sql(
+            "UPDATE transactions SET status = 'canceled', status_reason = ?, updated_at = ?
+             WHERE id = ? AND nonce IS NULL AND status = 'pending'",
+        ))
+        .bind(reason)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        if canceled.rows_affected() > 0 {
+            // A held entry is acked by its worker, which finds it canceled.
+            sqlx::query(&self.backend.sql("DELETE FROM outbox WHERE transaction_id = ? AND state = 'queued'"))
+                .bind(id)
+                .execute(&mut *dbtx)
+                .await
+                .map_err(db)?;
+        }
+        self.commit_if_changed(dbtx, &canceled, id, decision).await
+    }
+
+    async fn replace_pending(
+        &self,
+        request: &TxRequest,
+        valid_until: Option<i64>,
+        decision: &DecisionRecord,
+    ) -> Result<bool, StoreError> {
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let replaced = sqlx::query(&self.backend.sql(
+            "UPDATE transactions SET to_address = ?, value = ?, data = ?, gas_limit = ?, speed = ?, valid_until = ?,
+                 updated_at = ?
+             WHERE id = ? AND nonce IS NULL AND status = 'pending'",
+        ))
+        .bind(request.to.map(|a| a.to_string()))
+        .bind(request.value.to_string())
+        .bind(request.data.clone())
+        .bind(request.gas_limit.map(to_i64).transpose()?)
+        .bind(request.speed.as_str())
+        .bind(valid_until)
+        .bind(now_ms())
+        .bind(&request.id)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        self.commit_if_changed(dbtx, &replaced, &request.id, decision).await
+    }
+
+    async fn replace_sent(
+        &self,
+        request: &TxRequest,
+        attempt: &Attempt,
+        decisions: &[DecisionRecord],
+    ) -> Result<bool, StoreError> {
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let replaced = sqlx::query(&self.backend.sql(
+            "UPDATE transactions SET to_address = ?, value = ?, data = ?, gas_limit = ?, speed = ?, hash = ?,
+                 max_fee = ?, priority_fee = ?, status_reason = NULL, updated_at = ?
+             WHERE id = ? AND nonce = ? AND status IN ('sent', 'submitted')",
+        ))
+        .bind(request.to.map(|a| a.to_string()))
+        .bind(request.value.to_string())
+        .bind(request.data.clone())
+        .bind(to_i64(attempt.gas_limit)?)
+        .bind(request.speed.as_str())
+        .bind(&attempt.hash)
+        .bind(attempt.max_fee.to_string())
+        .bind(attempt.priority_fee.to_string())
+        .bind(now_ms())
+        .bind(&request.id)
+        .bind(to_i64(attempt.nonce)?)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        if replaced.rows_affected() == 0 {
+            dbtx.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        self.insert_attempt(&mut dbtx, &request.id, attempt).await?;
+        for decision in decisions {
+            self.append_decision(&mut dbtx, &request.id, decision).await?;
+        }
+        dbtx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn settle(&self, id: &str, status: TxStatus, reason: Option<&str>, attempt: u32) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query(&self.backend.sql(
+            "SELECT attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at, to_address, value, data
+             FROM attempts WHERE transaction_id = ? AND attempt = ?",
+        ))
+        .bind(id)
+        .bind(i64::from(attempt))
+        .fetch_optional(&mut *dbtx)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| StoreError::NotFound(format!("{id} attempt {attempt}")))?;
+        let mined = attempt_from_row(&row)?;
+        let settled = sqlx::query(&self.backend.sql(
+            "UPDATE transactions SET status = ?, status_reason = ?, updated_at = ?,
+                 confirmed_at = COALESCE(?, confirmed_at),
+                 hash = ?, max_fee = ?, priority_fee = ?, gas_limit = ?, to_address = ?, value = ?, data = ?
+             WHERE id = ?",
+        ))
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(now)
+        .bind((status == TxStatus::Confirmed).then_some(now))
+        .bind(mined.hash)
+        .bind(mined.max_fee.to_string())
+        .bind(mined.priority_fee.to_string())
+        .bind(to_i64(mined.gas_limit)?)
+        .bind(mined.to.map(|a| a.to_string()))
+        .bind(mined.value.to_string())
+        .bind(mined.data)
+        .bind(id)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        found(&settled, id)?;
+        dbtx.commit().await.map_err(db)
+    }
+
+    async fn sync_lane(&self, relayer_id: &str, chain_pending_nonce: u64) -> Result<u64, StoreError> {
+        contended!(self.try_sync_lane(relayer_id, chain_pending_nonce))
+    }
+
+    async fn record_attempt(
+        &self,
+        id: &str,
+        attempt: &Attempt,
+        decision: &DecisionRecord,
+        status: TxStatus,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let touched = sqlx::query(&self.backend.sql(
+            "UPDATE transactions SET status = ?, status_reason = NULL, hash = ?, max_fee = ?, priority_fee = ?,
+                 gas_limit = ?, sent_at = COALESCE(sent_at, ?), updated_at = ?
+             WHERE id = ?",
+        ))
+        .bind(status.as_str())
+        .bind(&attempt.hash)
+        .bind(attempt.max_fee.to_string())
+        .bind(attempt.priority_fee.to_string())
+        .bind(to_i64(attempt.gas_limit)?)
+        .bind(attempt.sent_at)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        found(&touched, id)?;
+        self.append_decision(&mut dbtx, id, decision).await?;
+        self.insert_attempt(&mut dbtx, id, attempt).await?;
+        dbtx.commit().await.map_err(db)
+    }
+
+    async fn set_status(&self, id: &str, status: TxStatus, reason: Option<&str>) -> Result<(), StoreError> {
+        let now = now_ms();
+        let confirmed_at = (status == TxStatus::Confirmed).then_some(now);
+        let touched = sqlx::query(&self.backend.sql(
+            "UPDATE transactions SET status = ?, status_reason = ?, updated_at = ?,
+                 confirmed_at = COALESCE(?, confirmed_at)
+             WHERE id = ?",
+        ))
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(now)
+        .bind(confirmed_at)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        found(&touched, id)
+    }
+
+    async fn add_decision(&self, id: &str, decision: &DecisionRecord) -> Result<(), StoreError> {
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        self.append_decision(&mut dbtx, id, decision).await?;
+        dbtx.commit().await.map_err(db)
+    }
+
+    async fn in_flight(&self, limit: u32) -> Result<Vec<Transaction>, StoreError> {
+        let sql = format!(
+            "SELECT {TX_COLUMNS} FROM transactions WHERE status IN ('submitted', 'mined') ORDER BY updated_at LIMIT ?"
+        );
+        let rows =
+            sqlx::query(&self.backend.sql(&sql)).bind(i64::from(limit)).fetch_all(&self.pool).await.map_err(db)?;
+        self.with_details(rows).await
+    }
+
+    async fn unfinished(&self, relayer_id: &str) -> Result<Vec<Transaction>, StoreError> {
+        let sql = format!(
+            "SELECT {TX_COLUMNS} FROM transactions
+             WHERE relayer_id = ? AND status IN ('pending', 'sent', 'submitted', 'mined')
+             ORDER BY nonce"
+        );
+        let rows = sqlx::query(&self.backend.sql(&sql)).bind(relayer_id).fetch_all(&self.pool).await.map_err(db)?;
+        self.with_details(rows).await
+    }
+
+    async fn relayer_counts(&self, relayer_id: &str) -> Result<RelayerCounts, StoreError> {
+        let row = sqlx::query(&self.backend.sql(
+            "SELECT COUNT(CASE WHEN nonce IS NOT NULL AND status IN ('sent', 'submitted') THEN 1 END) AS pending,
+                 MAX(confirmed_at) AS last_confirmed_at
+             FROM transactions WHERE relayer_id = ?",
+        ))
+        .bind(relayer_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(RelayerCounts {
+            pending: from_i64(get(&row, "pending")?)?,
+            last_confirmed_at: get(&row, "last_confirmed_at")?,
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        conn.ping().await.map_err(db)
+    }
+}
+
+fn tx_from_row(row: &AnyRow) -> Result<Transaction, StoreError> {
+    let id = text(row, "id")?;
+    let corrupt = |column: &str, e: String| StoreError::Corrupt(format!("transaction {id}: {column}: {e}"));
+    let amount = |column: &str| -> Result<Option<U256>, StoreError> {
+        opt_text(row, column)?.map(|v| parse_u256(&v).map_err(|e| corrupt(column, e))).transpose()
+    };
+    let request = TxRequest {
+        chain_id: from_i64(get(row, "chain_id")?)?,
+        to: address(opt_text(row, "to_address")?).map_err(|e| corrupt("to_address", e))?,
+        value: amount("value")?.ok_or_else(|| corrupt("value", "NULL".into()))?,
+        data: get(row, "data")?,
+        gas_limit: get::<Option<i64>>(row, "gas_limit")?.map(from_i64).transpose()?,
+        speed: text(row, "speed")?.parse().map_err(|e| corrupt("speed", e))?,
+        api_key_id: text(row, "api_key_id")?,
+        hints: from_json(&text(row, "hints")?, "hints")?,
+        id: id.clone(),
+    };
+    Ok(Transaction {
+        relayer_id: opt_text(row, "relayer_id")?,
+        status: text(row, "status")?.parse().map_err(|e| corrupt("status", e))?,
+        status_reason: opt_text(row, "status_reason")?,
+        valid_until: get(row, "valid_until")?,
+        nonce: get::<Option<i64>>(row, "nonce")?.map(from_i64).transpose()?,
+        hash: opt_text(row, "hash")?,
+        max_fee: amount("max_fee")?,
+        priority_fee: amount("priority_fee")?,
+        decisions: Vec::new(),
+        attempts: Vec::new(),
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        sent_at: get(row, "sent_at")?,
+        confirmed_at: get(row, "confirmed_at")?,
+        request,
+    })
+}
+
+fn attempt_from_row(row: &AnyRow) -> Result<Attempt, StoreError> {
+    let amount = |column: &str| -> Result<U256, StoreError> {
+        parse_u256(&text(row, column)?).map_err(|e| StoreError::Corrupt(format!("attempt {column}: {e}")))
+    };
+    Ok(Attempt {
+        attempt: u32::try_from(get::<i64>(row, "attempt")?)
+            .map_err(|_| StoreError::Corrupt("attempt number out of range".into()))?,
+        hash: text(row, "hash")?,
+        nonce: from_i64(get(row, "nonce")?)?,
+        max_fee: amount("max_fee")?,
+        priority_fee: amount("priority_fee")?,
+        gas_limit: from_i64(get(row, "gas_limit")?)?,
+        sent_at: get(row, "sent_at")?,
+        to: address(opt_text(row, "to_address")?)
+            .map_err(|e| StoreError::Corrupt(format!("attempt to_address: {e}")))?,
+        value: amount("value")?,
+        data: get(row, "data")?,
+    })
+}
+
+/// A stored address column: NULL for a contract creation.
+fn address(column: Option<String>) -> Result<Option<Address>, String> {
+    column.map(|a| Address::from_str(&a).map_err(|e| e.to_string())).transpose()
+}
+
+fn get<'r, T: sqlx::Decode<'r, Any> + sqlx::Type<Any>>(row: &'r AnyRow, column: &str) -> Result<T, StoreError> {
+    row.try_get(column).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
+/// A text column. MySQL reports TEXT as a blob type, which `Any` hands over
+/// as bytes.
+fn opt_text(row: &AnyRow, column: &str) -> Result<Option<String>, StoreError> {
+    if let Ok(value) = row.try_get::<Option<String>, _>(column) {
+        return Ok(value);
+    }
+    get::<Option<Vec<u8>>>(row, column)?
+        .map(|bytes| String::from_utf8(bytes).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}"))))
+        .transpose()
+}
+
+fn text(row: &AnyRow, column: &str) -> Result<String, StoreError> {
+    opt_text(row, column)?.ok_or_else(|| StoreError::Corrupt(format!("column {column}: unexpected NULL")))
+}
+
+/// `NotFound` when a statement about transaction `id` touched no row.
+fn found(done: &AnyQueryResult, id: &str) -> Result<(), StoreError> {
+    match done.rows_affected() {
+        0 => Err(StoreError::NotFound(id.to_string())),
+        _ => Ok(()),
+    }
+}
+
+/// The database could not be reached, as opposed to refusing a statement.
+pub(crate) fn unreachable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_))
+        || matches!(e, sqlx::Error::Database(d) if d.code().is_some_and(|c| is_connection_state(&c)))
+}
+
+/// SQLSTATE class 08 (connection exception) and 57P (PostgreSQL shutting
+/// down or restarted).
+fn is_connection_state(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57P")
+}
+
+/// Lost a deadlock or serialization race: SQLSTATE 40001 (MySQL's deadlock
+/// too) or PostgreSQL's 40P01.
+pub(crate) fn contended(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().is_some_and(|c| c == "40001" || c == "40P01"))
+}
+
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    if unreachable(&e) {
+        StoreError::Unavailable(e.to_string())
+    } else if contended(&e) {
+        StoreError::Contended(e.to_string())
+    } else {
+        StoreError::Database(e.to_string())
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Database(format!("cannot encode JSON: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
+fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Database(format!("{v} does not fit a database integer")))
+}
+
+fn from_i64(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative value {v}")))
+}
+
+fn parse_u256(s: &str) -> Result<U256, String> {
+    U256::from_str_radix(s, 10).map_err(|e| format!("`{s}` is not a decimal amount: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_statements_number_their_placeholders() {
+        let sql = "UPDATE t SET a = ?, b = ? WHERE id = ?";
+        assert_eq!(Backend::Postgres.sql(sql), "UPDATE t SET a = $1, b = $2 WHERE id = $3");
+        assert_eq!(Backend::MySql.sql(sql), sql);
+        assert_eq!(Backend::Sqlite.sql(sql), sql);
+    }
+
+    #[test]
+    fn the_url_scheme_chooses_the_backend() {
+        assert_eq!(Backend::of_url("sqlite::memory:").unwrap(), Backend::Sqlite);
+        assert_eq!(Backend::of_url("postgres://u@127.0.0.1/test").unwrap(), Backend::Postgres);
+        assert_eq!(Backend::of_url("postgresql://u@127.0.0.1/test").unwrap(), Backend::Postgres);
+        assert_eq!(Backend::of_url("mariadb://root@127.0.0.1/test").unwrap(), Backend::MySql);
+        let error = Backend::of_url("mongodb://u:secret@db/x").unwrap_err().to_string();
+        assert!(error.contains("no supported database") && !error.contains("secret"), "{error}");
+    }
+}
