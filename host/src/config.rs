@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::plugins::{EngineSettings, Limits, PluginKind};
-use crate::queue::RetryPolicy;
+use crate::queue::{QueueBackend, RetryPolicy};
 use crate::store::sql::{Backend, DatabaseOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,10 @@ pub struct Config {
     /// The store: `sqlite:<path>`, `postgres://…` or `mysql://…`. When
     /// unset, SQLite in `data_dir`.
     pub database_url: Option<String>,
-    /// The queue: `embedded` (the store's own outbox table, no broker).
+    /// The queue: `embedded` (the store's own outbox table, no broker),
+    /// `amqp://user:password@host:port/vhost` (RabbitMQ), `sqs://<name>`
+    /// (SQS, created with its dead-letter queue when missing) or an SQS
+    /// queue URL (used as it is).
     pub queue_url: String,
     pub database: DatabaseConfig,
     pub network: NetworkConfig,
@@ -181,6 +184,27 @@ pub struct QueueConfig {
     pub lease_ms: u64,
     /// Deliveries worked on at once.
     pub workers: usize,
+    /// The broker's work queue; its retry and dead-letter queues are named
+    /// after it.
+    pub name: String,
+    /// Deliveries RabbitMQ hands this host before it acks one. Default:
+    /// `workers`.
+    pub prefetch: Option<u16>,
+    pub sqs: SqsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqsConfig {
+    /// Another endpoint than AWS's (LocalStack, moto, ElasticMQ).
+    pub endpoint_url: Option<String>,
+    pub region: String,
+}
+
+impl Default for SqsConfig {
+    fn default() -> Self {
+        SqsConfig { endpoint_url: None, region: "us-east-1".into() }
+    }
 }
 
 impl Default for QueueConfig {
@@ -192,6 +216,9 @@ impl Default for QueueConfig {
             max_delay_ms: policy.max_delay.as_millis() as u64,
             lease_ms: policy.lease.as_millis() as u64,
             workers: 8,
+            name: "switchyard".into(),
+            prefetch: None,
+            sqs: SqsConfig::default(),
         }
     }
 }
@@ -306,8 +333,18 @@ const ENV_KEYS: [&str; 11] = [
     "plugins",
 ];
 /// Keys whose value is text even when it looks like a number.
-const ENV_STRING_KEYS: [&str; 7] =
-    ["listen", "api_key", "rpc_url", "database_url", "queue_url", "network.name", "network.max_fee_cap"];
+const ENV_STRING_KEYS: [&str; 10] = [
+    "listen",
+    "api_key",
+    "rpc_url",
+    "database_url",
+    "queue_url",
+    "network.name",
+    "network.max_fee_cap",
+    "queue.name",
+    "queue.sqs.endpoint_url",
+    "queue.sqs.region",
+];
 /// Keys holding paths: relative ones from the environment are taken from
 /// the current directory, not the config file's.
 const ENV_PATH_KEYS: [&str; 3] = ["data_dir", "plugins.dir", "plugins.cache_dir"];
@@ -465,13 +502,22 @@ impl Config {
                 format!("{} is outside 100..=600000", d.acquire_timeout_ms),
             ));
         }
-        if self.queue_url != "embedded" {
-            return Err(invalid(
-                "queue_url",
-                format!("`{}` is not a queue this build offers: use `embedded`", redact_url(&self.queue_url)),
-            ));
-        }
+        QueueBackend::parse(&self.queue_url).map_err(|message| invalid("queue_url", message))?;
         let q = &self.queue;
+        let valid_name = !q.name.is_empty()
+            && q.name.len() <= 64
+            && q.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid_name {
+            return Err(invalid("queue.name", format!("`{}` must be 1-64 of [A-Za-z0-9._-]", q.name)));
+        }
+        if q.prefetch == Some(0) {
+            return Err(invalid("queue.prefetch", "must be at least 1"));
+        }
+        if let Some(url) = &q.sqs.endpoint_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid("queue.sqs.endpoint_url", format!("`{url}` is not an http:// or https:// URL")));
+        }
         if !(1..=1000).contains(&q.max_deliveries) {
             return Err(invalid("queue.max_deliveries", format!("{} is outside 1..=1000", q.max_deliveries)));
         }

@@ -14,7 +14,10 @@ use crate::chain::dev::DevChain;
 use crate::config::{Config, RelayerConfig};
 use crate::pipeline::{Relay, RelaySettings, Watcher};
 use crate::plugins::{PluginHost, PluginWatcher};
+use crate::queue::amqp::{AmqpQueue, AmqpSettings};
 use crate::queue::embedded::EmbeddedQueue;
+use crate::queue::outbox::Brokered;
+use crate::queue::{Broker, Queue, QueueBackend};
 use crate::relayers::{Relayer, RelayerPool};
 use crate::store::sql::SqlStore;
 
@@ -34,7 +37,7 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
     let relayers = relayers(&config, dev_chain.as_ref())?;
 
     let store = open_store(&config).await?;
-    let queue = EmbeddedQueue::new(&store, config.queue.retry_policy());
+    let queue = open_queue(&config, &store).await?;
     let engine = config.plugins.engine_settings(&config.data_dir);
     let plugins_config = config.plugins.clone();
     let (plugins, _) = tokio::task::spawn_blocking(move || PluginHost::new(&plugins_config, engine)).await??;
@@ -53,7 +56,7 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
         fee_history_blocks: config.network.fee_history_blocks,
         max_fee_cap: config.max_fee_cap()?,
     };
-    let relay = Arc::new(Relay::new(Arc::new(store), Arc::new(queue), plugins, Arc::new(relayers), chain, settings));
+    let relay = Arc::new(Relay::new(Arc::new(store), queue, plugins, Arc::new(relayers), chain, settings));
     Watcher::new(relay.clone()).refresh_relayers().await;
 
     let (api_key, generated) = match &config.api_key {
@@ -78,6 +81,7 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
     if drained.is_err() {
         tracing::warn!(?grace, "workers did not drain in time; their deliveries are redelivered at next start");
     }
+    relay.queue.close().await;
     if let Some(dev_chain) = dev_chain {
         dev_chain.stop().await;
     }
@@ -89,6 +93,21 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
 async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
     let url = config.database_url()?;
     Ok(SqlStore::connect(&url, &config.database_options(false)).await?)
+}
+
+/// The queue `queue_url` names; a broker is fed from the store's outbox.
+async fn open_queue(config: &Config, store: &SqlStore) -> anyhow::Result<Arc<dyn Queue>> {
+    let policy = config.queue.retry_policy();
+    let broker: Arc<dyn Broker> = match QueueBackend::parse(&config.queue_url).map_err(anyhow::Error::msg)? {
+        QueueBackend::Embedded => return Ok(Arc::new(EmbeddedQueue::new(store, policy))),
+        QueueBackend::Amqp(url) => {
+            let prefetch = config.queue.prefetch.unwrap_or(u16::try_from(config.queue.workers).unwrap_or(u16::MAX));
+            let settings = AmqpSettings { url, name: config.queue.name.clone(), prefetch };
+            Arc::new(AmqpQueue::connect(settings, policy).await?)
+        }
+        QueueBackend::Sqs(_) => anyhow::bail!("SQS is not wired yet"),
+    };
+    Ok(Arc::new(Brokered::start(store, broker)))
 }
 
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {

@@ -20,10 +20,10 @@ async fn fresh_store() -> Option<Arc<dyn Store>> {
     Some(Arc::new(open().await))
 }
 
-async fn fresh_pair() -> Option<support::queue_suite::Pair> {
+async fn fresh_pair(_case: &str) -> Option<support::queue_suite::Fixture> {
     let store = open().await;
     let queue: Arc<dyn Queue> = Arc::new(EmbeddedQueue::new(&store, support::queue_suite::policy()));
-    Some((Arc::new(store), queue))
+    Some(support::queue_suite::Fixture::leased(Arc::new(store), queue))
 }
 
 mod store {
@@ -33,7 +33,7 @@ mod store {
 
 mod queue {
     use super::*;
-    queue_suite!(fresh_pair());
+    queue_suite!(fresh_pair);
 }
 
 #[tokio::test]

@@ -13,9 +13,9 @@ use async_trait::async_trait;
 use sqlx::AnyPool;
 use sqlx::any::AnyQueryResult;
 
-use super::{Delivery, Queue, QueueError, QueueStats, RetryOutcome, RetryPolicy};
+use super::{Delivery, Queue, QueueError, QueueStats, RetryOutcome, RetryPolicy, database};
 use crate::store::now_ms;
-use crate::store::sql::{Backend, SqlStore, unreachable};
+use crate::store::sql::{Backend, SqlStore};
 
 /// How often an idle `receive` looks for work.
 const POLL: Duration = Duration::from_millis(20);
@@ -77,7 +77,7 @@ impl EmbeddedQueue {
 
     async fn claim(&self) -> Result<Option<Delivery>, QueueError> {
         loop {
-            let claimed = self.take(now_ms()).await.map_err(backend)?;
+            let claimed = self.take(now_ms()).await.map_err(database)?;
             let Some((id, transaction_id, deliveries)) = claimed else { return Ok(None) };
             let attempt = u32::try_from(deliveries).unwrap_or(u32::MAX);
             if attempt > self.policy.max_deliveries {
@@ -91,7 +91,7 @@ impl EmbeddedQueue {
                 .bind(id)
                 .execute(&self.pool)
                 .await
-                .map_err(backend)?;
+                .map_err(database)?;
                 tracing::warn!(%transaction_id, "queue entry dead-lettered: its workers kept stopping");
                 continue;
             }
@@ -104,10 +104,6 @@ fn parse_tag(tag: &str) -> Result<(i64, i64), QueueError> {
     tag.split_once(':')
         .and_then(|(id, n)| Some((id.parse().ok()?, n.parse().ok()?)))
         .ok_or_else(|| QueueError::Lost(tag.to_string()))
-}
-
-fn backend(e: sqlx::Error) -> QueueError {
-    if unreachable(&e) { QueueError::Unavailable(e.to_string()) } else { QueueError::Backend(e.to_string()) }
 }
 
 /// `Lost` when the statement found the delivery no longer held under its tag.
@@ -137,7 +133,7 @@ impl Queue for EmbeddedQueue {
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
         let (id, deliveries) = parse_tag(&delivery.tag)?;
         let sql = self.backend.sql("DELETE FROM outbox WHERE id = ? AND deliveries = ? AND state = 'in_flight'");
-        let deleted = sqlx::query(&sql).bind(id).bind(deliveries).execute(&self.pool).await.map_err(backend)?;
+        let deleted = sqlx::query(&sql).bind(id).bind(deliveries).execute(&self.pool).await.map_err(database)?;
         held(&deleted, delivery)
     }
 
@@ -156,7 +152,7 @@ impl Queue for EmbeddedQueue {
         .bind(deliveries)
         .execute(&self.pool)
         .await
-        .map_err(backend)?;
+        .map_err(database)?;
         held(&updated, delivery)?;
         Ok(if dead { RetryOutcome::DeadLettered } else { RetryOutcome::Requeued(delay) })
     }
@@ -165,7 +161,7 @@ impl Queue for EmbeddedQueue {
         let rows: Vec<(String, i64)> = sqlx::query_as("SELECT state, COUNT(*) FROM outbox GROUP BY state")
             .fetch_all(&self.pool)
             .await
-            .map_err(backend)?;
+            .map_err(database)?;
         let mut stats = QueueStats::default();
         for (state, count) in rows {
             let count = count as u64;

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod brokers;
 pub mod databases;
 pub mod queue_suite;
 pub mod relay;

@@ -5,12 +5,32 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+
 use switchyard::queue::{Queue, QueueError, QueueStats, RetryOutcome, RetryPolicy};
 use switchyard::store::Store;
 
 use super::store_suite::new_tx;
 
-pub type Pair = (Arc<dyn Store>, Arc<dyn Queue>);
+/// A queue on a fresh store, and what a crashed worker process looks like
+/// to it.
+pub struct Fixture {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    /// The worker process dies holding what it received: the queue its
+    /// restarted successor uses.
+    pub crash: Box<dyn Fn(Arc<dyn Queue>) -> BoxFuture<'static, Arc<dyn Queue>> + Send + Sync>,
+    /// Redelivery waits for the dead worker's lease to run out (the
+    /// embedded queue), rather than following the crash at once.
+    pub leased: bool,
+}
+
+impl Fixture {
+    /// The embedded queue: a crash leaves the lease to run out.
+    pub fn leased(store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Self {
+        Fixture { store, queue, crash: Box::new(|queue| Box::pin(async move { queue })), leased: true }
+    }
+}
 
 /// Delays short enough for a suite that runs in seconds, long enough that a
 /// loaded machine does not outrun them between two statements.
@@ -25,15 +45,25 @@ pub fn policy() -> RetryPolicy {
 
 const WAIT: Duration = Duration::from_secs(5);
 
-async fn stats(queue: &Arc<dyn Queue>) -> QueueStats {
-    queue.stats().await.unwrap()
+/// Waits for the stats to read `expected`: a broker counts messages a
+/// moment after it confirms them.
+async fn settles_at(queue: &Arc<dyn Queue>, expected: QueueStats) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let stats = queue.stats().await.unwrap();
+        if stats == expected {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "stats stay at {stats:?}, expected {expected:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
-pub async fn delivers_in_order_and_ack_removes((store, queue): Pair) {
+pub async fn delivers_in_order_and_ack_removes(Fixture { store, queue, .. }: Fixture) {
     for i in 0..3 {
         store.insert(&new_tx(&format!("q{i}"))).await.unwrap();
     }
-    assert_eq!(stats(&queue).await, QueueStats { queued: 3, in_flight: 0, dead: 0 });
+    settles_at(&queue, QueueStats { queued: 3, in_flight: 0, dead: 0 }).await;
     let mut got = Vec::new();
     for _ in 0..3 {
         let d = queue.receive(WAIT).await.unwrap().expect("a delivery");
@@ -42,16 +72,16 @@ pub async fn delivers_in_order_and_ack_removes((store, queue): Pair) {
     }
     let ids: Vec<&str> = got.iter().map(|d| d.transaction_id.as_str()).collect();
     assert_eq!(ids, ["q0", "q1", "q2"]);
-    assert_eq!(stats(&queue).await, QueueStats { queued: 0, in_flight: 3, dead: 0 });
+    settles_at(&queue, QueueStats { queued: 0, in_flight: 3, dead: 0 }).await;
     for d in &got {
         queue.ack(d).await.unwrap();
     }
-    assert_eq!(stats(&queue).await, QueueStats::default());
+    settles_at(&queue, QueueStats::default()).await;
     assert!(queue.receive(Duration::from_millis(100)).await.unwrap().is_none());
     assert!(matches!(queue.ack(&got[0]).await, Err(QueueError::Lost(_))), "a second ack is refused");
 }
 
-pub async fn retries_with_backoff_then_dead_letters((store, queue): Pair) {
+pub async fn retries_with_backoff_then_dead_letters(Fixture { store, queue, .. }: Fixture) {
     store.insert(&new_tx("r")).await.unwrap();
     for attempt in 1..=3 {
         let d = queue.receive(WAIT).await.unwrap().expect("delivered again");
@@ -65,37 +95,45 @@ pub async fn retries_with_backoff_then_dead_letters((store, queue): Pair) {
             assert_eq!(outcome, RetryOutcome::DeadLettered);
         }
     }
-    assert_eq!(stats(&queue).await, QueueStats { queued: 0, in_flight: 0, dead: 1 });
+    settles_at(&queue, QueueStats { queued: 0, in_flight: 0, dead: 1 }).await;
     assert!(queue.receive(Duration::from_millis(500)).await.unwrap().is_none());
     assert!(store.get("r").await.unwrap().is_some(), "dead-lettering loses no transaction");
 }
 
-pub async fn redelivers_after_a_worker_dies_without_acking((store, queue): Pair) {
+pub async fn redelivers_after_a_worker_dies_without_acking(fixture: Fixture) {
+    let Fixture { store, queue, crash, leased } = fixture;
     store.insert(&new_tx("crash")).await.unwrap();
     let first = queue.receive(WAIT).await.unwrap().unwrap();
-    // The worker dies: no ack, no retry. Its lease runs out.
-    assert!(queue.receive(Duration::from_millis(100)).await.unwrap().is_none(), "held while leased");
-    let second = queue.receive(WAIT).await.unwrap().expect("redelivered after the lease");
+    // The worker dies: no ack, no retry.
+    let restarted = crash(queue.clone()).await;
+    if leased {
+        let held = restarted.receive(Duration::from_millis(100)).await.unwrap();
+        assert!(held.is_none(), "held until the lease runs out");
+    }
+    let second = restarted.receive(WAIT).await.unwrap().expect("redelivered");
     assert_eq!((second.transaction_id.as_str(), second.attempt), ("crash", 2));
     // The dead worker's late ack cannot remove what the new one holds.
     assert!(matches!(queue.ack(&first).await, Err(QueueError::Lost(_))));
-    queue.ack(&second).await.unwrap();
-    assert_eq!(stats(&queue).await, QueueStats::default());
+    restarted.ack(&second).await.unwrap();
+    settles_at(&restarted, QueueStats::default()).await;
 }
 
-pub async fn dead_letters_work_that_keeps_killing_its_workers((store, queue): Pair) {
+pub async fn dead_letters_work_that_keeps_killing_its_workers(fixture: Fixture) {
+    let Fixture { store, mut queue, crash, .. } = fixture;
     store.insert(&new_tx("poison")).await.unwrap();
     for attempt in 1..=policy().max_deliveries {
         let d = queue.receive(WAIT).await.unwrap().expect("delivered until the limit");
         assert_eq!(d.attempt, attempt);
-        // The worker dies each time.
+        queue = crash(queue).await;
     }
     let wait = policy().lease * 2;
-    assert!(queue.receive(wait).await.unwrap().is_none(), "not delivered past the limit");
-    assert_eq!(stats(&queue).await, QueueStats { queued: 0, in_flight: 0, dead: 1 });
+    let past = queue.receive(wait).await.unwrap();
+    assert!(past.is_none(), "not delivered past the limit: {past:?}");
+    settles_at(&queue, QueueStats { queued: 0, in_flight: 0, dead: 1 }).await;
+    assert!(store.get("poison").await.unwrap().is_some(), "dead-lettering loses no transaction");
 }
 
-/// Runs every case, each on a database and queue from `fresh`.
+/// Runs every case, each on a fixture from `fresh(case name)`.
 #[macro_export]
 macro_rules! queue_suite {
     ($fresh:expr) => {
@@ -110,8 +148,8 @@ macro_rules! queue_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let Some(pair) = $fresh.await else { return };
-                support::queue_suite::$case(pair).await;
+                let Some(fixture) = $fresh(stringify!($case)).await else { return };
+                support::queue_suite::$case(fixture).await;
             }
         )*
     };
