@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: the README's test command, and what CI runs.
 # Installs what a fresh machine lacks (the wasm32-wasip2 toolchain, the npm
-# tools: anvil and OpenZeppelin's relayer SDK); every step is cheap when
-# already done.
+# tools: anvil and OpenZeppelin's relayer SDK; moto_server from PyPI); every
+# step is cheap when already done.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -15,6 +15,9 @@ wasm_cargo=(cargo)
 
 step "npm tools (anvil, @openzeppelin/relayer-sdk)"
 bash scripts/npm-tools.sh
+
+step "moto_server (the SQS the queue suite runs against)"
+bash scripts/moto.sh
 
 step "formatting"
 cargo fmt --all --check

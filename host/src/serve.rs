@@ -17,6 +17,7 @@ use crate::plugins::{PluginHost, PluginWatcher};
 use crate::queue::amqp::{AmqpQueue, AmqpSettings};
 use crate::queue::embedded::EmbeddedQueue;
 use crate::queue::outbox::Brokered;
+use crate::queue::sqs::{SqsQueue, SqsSettings};
 use crate::queue::{Broker, Queue, QueueBackend};
 use crate::relayers::{Relayer, RelayerPool};
 use crate::store::sql::SqlStore;
@@ -105,7 +106,11 @@ async fn open_queue(config: &Config, store: &SqlStore) -> anyhow::Result<Arc<dyn
             let settings = AmqpSettings { url, name: config.queue.name.clone(), prefetch };
             Arc::new(AmqpQueue::connect(settings, policy).await?)
         }
-        QueueBackend::Sqs(_) => anyhow::bail!("SQS is not wired yet"),
+        QueueBackend::Sqs(queue) => {
+            let sqs = &config.queue.sqs;
+            let settings = SqsSettings { queue, endpoint_url: sqs.endpoint_url.clone(), region: sqs.region.clone() };
+            Arc::new(SqsQueue::connect(settings, policy).await?)
+        }
     };
     Ok(Arc::new(Brokered::start(store, broker)))
 }

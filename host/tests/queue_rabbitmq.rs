@@ -44,6 +44,7 @@ async fn fixture(case: &str) -> Option<Fixture> {
             })
         }),
         leased: false,
+        policy: policy(),
     })
 }
 

@@ -11,6 +11,7 @@
 pub mod amqp;
 pub mod embedded;
 pub mod outbox;
+pub mod sqs;
 
 use std::time::Duration;
 

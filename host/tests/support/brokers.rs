@@ -105,3 +105,44 @@ impl Drop for Proxy {
         self.cut();
     }
 }
+
+/// moto_server (scripts/moto.sh installs it) on a free loopback port: an
+/// SQS of its own for one test, stopped when dropped.
+pub struct Moto {
+    pub endpoint: String,
+    child: std::process::Child,
+}
+
+impl Moto {
+    /// `None` (after `skip`) when moto is not installed.
+    pub async fn start() -> Option<Moto> {
+        let binary = std::env::var_os("SWITCHYARD_MOTO_SERVER")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| super::repo_root().join("tools/moto/venv/bin/moto_server"));
+        if !binary.is_file() {
+            skip(&format!("moto_server is not installed at {} (run scripts/moto.sh)", binary.display()));
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let moto = Moto { endpoint: format!("http://127.0.0.1:{port}"), child };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "moto_server did not listen on port {port} within 30 s");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Some(moto)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

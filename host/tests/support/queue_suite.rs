@@ -23,12 +23,20 @@ pub struct Fixture {
     /// Redelivery waits for the dead worker's lease to run out (the
     /// embedded queue), rather than following the crash at once.
     pub leased: bool,
+    /// The queue's retry policy.
+    pub policy: RetryPolicy,
 }
 
 impl Fixture {
     /// The embedded queue: a crash leaves the lease to run out.
     pub fn leased(store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Self {
-        Fixture { store, queue, crash: Box::new(|queue| Box::pin(async move { queue })), leased: true }
+        Fixture {
+            store,
+            queue,
+            crash: Box::new(|queue| Box::pin(async move { queue })),
+            leased: true,
+            policy: policy(),
+        }
     }
 }
 
@@ -81,14 +89,14 @@ pub async fn delivers_in_order_and_ack_removes(Fixture { store, queue, .. }: Fix
     assert!(matches!(queue.ack(&got[0]).await, Err(QueueError::Lost(_))), "a second ack is refused");
 }
 
-pub async fn retries_with_backoff_then_dead_letters(Fixture { store, queue, .. }: Fixture) {
+pub async fn retries_with_backoff_then_dead_letters(Fixture { store, queue, policy, .. }: Fixture) {
     store.insert(&new_tx("r")).await.unwrap();
     for attempt in 1..=3 {
         let d = queue.receive(WAIT).await.unwrap().expect("delivered again");
         assert_eq!((d.transaction_id.as_str(), d.attempt), ("r", attempt));
         let outcome = queue.retry(&d, "rpc down").await.unwrap();
         if attempt < 3 {
-            assert_eq!(outcome, RetryOutcome::Requeued(policy().delay(attempt)));
+            assert_eq!(outcome, RetryOutcome::Requeued(policy.delay(attempt)));
             // Not before its backoff.
             assert!(queue.receive(Duration::ZERO).await.unwrap().is_none());
         } else {
@@ -101,7 +109,7 @@ pub async fn retries_with_backoff_then_dead_letters(Fixture { store, queue, .. }
 }
 
 pub async fn redelivers_after_a_worker_dies_without_acking(fixture: Fixture) {
-    let Fixture { store, queue, crash, leased } = fixture;
+    let Fixture { store, queue, crash, leased, .. } = fixture;
     store.insert(&new_tx("crash")).await.unwrap();
     let first = queue.receive(WAIT).await.unwrap().unwrap();
     // The worker dies: no ack, no retry.
@@ -119,14 +127,14 @@ pub async fn redelivers_after_a_worker_dies_without_acking(fixture: Fixture) {
 }
 
 pub async fn dead_letters_work_that_keeps_killing_its_workers(fixture: Fixture) {
-    let Fixture { store, mut queue, crash, .. } = fixture;
+    let Fixture { store, mut queue, crash, policy, .. } = fixture;
     store.insert(&new_tx("poison")).await.unwrap();
-    for attempt in 1..=policy().max_deliveries {
+    for attempt in 1..=policy.max_deliveries {
         let d = queue.receive(WAIT).await.unwrap().expect("delivered until the limit");
         assert_eq!(d.attempt, attempt);
         queue = crash(queue).await;
     }
-    let wait = policy().lease * 2;
+    let wait = policy.lease * 2;
     let past = queue.receive(wait).await.unwrap();
     assert!(past.is_none(), "not delivered past the limit: {past:?}");
     settles_at(&queue, QueueStats { queued: 0, in_flight: 0, dead: 1 }).await;
