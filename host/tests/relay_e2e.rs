@@ -8,41 +8,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::relay::{Anvil, STANDARD_PLUGINS, Server, recipient, write_config};
+use support::relay::{Anvil, STANDARD_PLUGINS, Server, assert_exactly_once, recipient, submit, write_config};
 
 const RELAYERS: usize = 3;
-
-/// Submits one transaction per recipient index through the pool endpoint,
-/// 16 at a time; returns the ids in order.
-async fn submit(server: &Server, range: std::ops::Range<usize>) -> Vec<String> {
-    let mut ids = Vec::new();
-    let indices: Vec<usize> = range.collect();
-    for chunk in indices.chunks(16) {
-        let sends = chunk.iter().map(|&i| async move {
-            let body = json!({ "to": recipient(i), "value": 1, "speed": "fast" });
-            let (status, answer) = server.post("/api/v1/transactions", &body).await;
-            assert_eq!(status, 200, "{answer}");
-            answer["data"]["id"].as_str().unwrap().to_string()
-        });
-        ids.extend(futures::future::join_all(sends).await);
-    }
-    ids
-}
-
-/// Every transaction landed exactly once: each paid its own recipient
-/// exactly 1 wei, and the relayers' on-chain nonces add up to the count.
-async fn assert_exactly_once(anvil: &Anvil, txs: &[Value]) {
-    for (i, tx) in txs.iter().enumerate() {
-        assert_eq!(tx["status"], "confirmed", "{tx}");
-        assert_eq!(anvil.balance(&recipient(i)).await, 1, "recipient {i} was paid exactly once");
-    }
-    let mut on_chain = 0;
-    let addresses: std::collections::BTreeSet<&str> = txs.iter().map(|tx| tx["from"].as_str().unwrap()).collect();
-    for address in addresses {
-        on_chain += anvil.nonce(address).await;
-    }
-    assert_eq!(on_chain, txs.len() as u64, "one chain transaction per relayed transaction");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_transactions_through_the_pool_on_three_relayers() {

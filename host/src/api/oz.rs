@@ -56,14 +56,14 @@ struct Readiness {
     timestamp: String,
 }
 
-/// Ready when the store and the chain answer. Redis is not part of the
+/// Ready when the store, the queue and the chain answer. Redis is not part of the
 /// embedded default; its component says so.
 async fn ready(State(state): State<AppState>) -> Response {
     let relay = &state.relay;
     let store = relay.store.ping().await.err().map(|e| e.to_string());
     let queue = relay.queue.stats().await.err().map(|e| e.to_string());
     let chain = relay.chain.block_number().await.err().map(|e| e.to_string());
-    let problems: Vec<String> = [store, queue.clone(), chain].into_iter().flatten().collect();
+    let problems: Vec<String> = [&store, &queue, &chain].into_iter().flatten().cloned().collect();
     let ready = problems.is_empty();
     let component = |error: Option<String>| match error {
         None => serde_json::json!({ "status": "healthy" }),
@@ -79,6 +79,8 @@ async fn ready(State(state): State<AppState>) -> Response {
             "redis": { "status": "healthy", "primary_pool": unused_pool, "reader_pool": unused_pool,
                        "error": "the embedded default uses no Redis" },
             "queue": component(queue),
+            "database": component(store),
+            "chain": component(chain),
         }),
         timestamp: super::wire::time(now_ms()),
     };

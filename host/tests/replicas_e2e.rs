@@ -1,0 +1,102 @@
+//! Production shape: two `switchyard serve` replicas on one PostgreSQL and
+//! one RabbitMQ, relaying to anvil. The broker is reached through a proxy
+//! the test cuts mid-run: the API keeps accepting into the outbox, and
+//! everything drains after the broker is back.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+use support::brokers::{Proxy, amqp_url, fresh_amqp_name};
+use support::databases::{Server as Database, fresh_url};
+use support::relay::{Anvil, STANDARD_PLUGINS, Server, assert_exactly_once, submit, write_config};
+use switchyard::queue::RetryPolicy;
+
+const RELAYERS: usize = 3;
+const WORKERS: usize = 8;
+
+/// The retry policy `write_config` gives the replicas.
+fn policy() -> RetryPolicy {
+    RetryPolicy { base_delay: Duration::from_millis(200), max_delay: Duration::from_secs(2), ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_postgres_and_rabbitmq_confirm_300_transactions_exactly_once_through_a_broker_outage() {
+    let Some(anvil) = Anvil::start() else { return };
+    let Some(database_url) = fresh_url(Database::Postgres).await else { return };
+    let Some(queue_name) = fresh_amqp_name("replicas", &policy()).await else { return };
+    let target = amqp_url().split('@').nth(1).and_then(|rest| rest.split('/').next()).unwrap().parse().unwrap();
+    let proxy = Proxy::start(target).await;
+
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let shared = [
+        ("SWITCHYARD_DATABASE_URL".to_string(), database_url),
+        ("SWITCHYARD_QUEUE_URL".to_string(), proxy.amqp_url()),
+        ("SWITCHYARD_QUEUE__NAME".to_string(), queue_name),
+    ];
+    let configs: Vec<_> = dirs
+        .iter()
+        .map(|dir| {
+            let (file, mut env) = write_config(dir.path(), &anvil, RELAYERS, WORKERS, STANDARD_PLUGINS);
+            env.extend(shared.iter().cloned());
+            (file, env)
+        })
+        .collect();
+
+    // A server database is migrated by the deploy, not by serve.
+    let migrated = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["migrate", "--config"])
+        .arg(&configs[0].0)
+        .envs(configs[0].1.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    assert!(String::from_utf8_lossy(&migrated.stdout).contains("postgres"));
+
+    let replicas = [Server::start(&configs[0].0, &configs[0].1), Server::start(&configs[1].0, &configs[1].1)];
+    for replica in &replicas {
+        let (status, ready) = replica.get("/api/v1/ready").await;
+        assert_eq!((status, &ready["ready"]), (200, &json!(true)), "{ready}");
+    }
+
+    let mut ids = Vec::new();
+    ids.extend(submit(&replicas[0], 0..75).await);
+    ids.extend(submit(&replicas[1], 75..150).await);
+
+    proxy.cut();
+    // The broker is gone: readiness says so, and submissions still land.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, ready) = replicas[0].get("/api/v1/ready").await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["components"]["queue"]["status"], "unhealthy", "{ready}");
+    ids.extend(submit(&replicas[0], 150..225).await);
+    ids.extend(submit(&replicas[1], 225..300).await);
+    let (status, stats) = replicas[1].get("/api/v1/queue/stats").await;
+    assert_eq!(status, 503, "queue stats need the broker: {stats}");
+    proxy.restore().await;
+
+    let txs = replicas[0].wait_final(&ids, Duration::from_secs(300)).await;
+    assert_exactly_once(&anvil, &txs).await;
+    let mut lanes: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for tx in &txs {
+        lanes.entry(tx["relayer_id"].as_str().unwrap().to_string()).or_default().push(tx["nonce"].as_u64().unwrap());
+    }
+    assert_eq!(lanes.len(), RELAYERS, "every relayer took part");
+    for (relayer, mut lane) in lanes {
+        lane.sort_unstable();
+        let expected: Vec<u64> = (0..lane.len() as u64).collect();
+        assert_eq!(lane, expected, "{relayer}: contiguous nonces from 0, each once");
+    }
+    for replica in &replicas {
+        let (status, ready) = replica.get("/api/v1/ready").await;
+        assert_eq!((status, &ready["ready"]), (200, &json!(true)), "ready again once the broker is back: {ready}");
+    }
+    let (_, stats) = replicas[1].get("/api/v1/queue/stats").await;
+    assert_eq!(stats["data"], json!({"queued": 0, "in_flight": 0, "dead": 0}), "{stats}");
+    for replica in replicas {
+        assert!(replica.stop().success(), "SIGTERM drains and exits 0");
+    }
+}
