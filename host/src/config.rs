@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::plugins::{EngineSettings, Limits, PluginKind};
 use crate::queue::{QueueBackend, RetryPolicy};
+use crate::relayers::cache::CacheSettings;
 use crate::store::sql::{Backend, DatabaseOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,10 @@ pub struct Config {
     /// (SQS, created with its dead-letter queue when missing) or an SQS
     /// queue URL (used as it is).
     pub queue_url: String,
+    /// Redis (`redis://[:password@]host:port[/db]`), where replicas share the
+    /// relayers' health. When unset, each keeps its own in-process cache.
+    pub redis_url: Option<String>,
+    pub cache: CacheConfig,
     pub database: DatabaseConfig,
     pub network: NetworkConfig,
     pub relayers: Vec<RelayerConfig>,
@@ -65,6 +70,8 @@ impl Default for Config {
             rpc_url: None,
             database_url: None,
             queue_url: "embedded".into(),
+            redis_url: None,
+            cache: CacheConfig::default(),
             database: DatabaseConfig::default(),
             network: NetworkConfig::default(),
             relayers: Vec::new(),
@@ -72,6 +79,35 @@ impl Default for Config {
             http: HttpConfig::default(),
             plugins: PluginsConfig::default(),
         }
+    }
+}
+
+/// The relayers' health cache.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// How long one health check of a relayer stands for every replica.
+    pub ttl_ms: u64,
+    /// The longest a Redis call may take before the chain is asked instead.
+    pub timeout_ms: u64,
+    /// Put before every Redis key, so that deployments can share a Redis.
+    pub key_prefix: String,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        let settings = CacheSettings::default();
+        CacheConfig {
+            ttl_ms: settings.ttl.as_millis() as u64,
+            timeout_ms: settings.timeout.as_millis() as u64,
+            key_prefix: "switchyard:".into(),
+        }
+    }
+}
+
+impl CacheConfig {
+    pub fn settings(&self) -> CacheSettings {
+        CacheSettings { ttl: Duration::from_millis(self.ttl_ms), timeout: Duration::from_millis(self.timeout_ms) }
     }
 }
 
@@ -319,13 +355,15 @@ fn default_memory_mib() -> u32 {
 /// Top-level keys an environment variable may set: `SWITCHYARD_<KEY>`, with
 /// `__` between nested keys (`SWITCHYARD_NETWORK__CONFIRMATIONS=3`). Other
 /// `SWITCHYARD_*` variables belong to tools, not to the config.
-const ENV_KEYS: [&str; 11] = [
+const ENV_KEYS: [&str; 13] = [
     "listen",
     "api_key",
     "data_dir",
     "rpc_url",
     "database_url",
     "queue_url",
+    "redis_url",
+    "cache",
     "database",
     "network",
     "queue",
@@ -333,12 +371,14 @@ const ENV_KEYS: [&str; 11] = [
     "plugins",
 ];
 /// Keys whose value is text even when it looks like a number.
-const ENV_STRING_KEYS: [&str; 10] = [
+const ENV_STRING_KEYS: [&str; 12] = [
     "listen",
     "api_key",
     "rpc_url",
     "database_url",
     "queue_url",
+    "redis_url",
+    "cache.key_prefix",
     "network.name",
     "network.max_fee_cap",
     "queue.name",
@@ -503,6 +543,15 @@ impl Config {
             ));
         }
         QueueBackend::parse(&self.queue_url).map_err(|message| invalid("queue_url", message))?;
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("unix://"))
+        {
+            return Err(invalid("redis_url", format!("`{}` is not a redis:// URL", redact_url(url))));
+        }
+        let c = &self.cache;
+        if !(100..=3_600_000).contains(&c.ttl_ms) || !(10..=60_000).contains(&c.timeout_ms) {
+            return Err(invalid("cache", "ttl_ms must be within 100..=3600000 and timeout_ms within 10..=60000"));
+        }
         let q = &self.queue;
         let valid_name = !q.name.is_empty()
             && q.name.len() <= 64

@@ -19,6 +19,7 @@ use crate::queue::embedded::EmbeddedQueue;
 use crate::queue::outbox::Brokered;
 use crate::queue::sqs::{SqsQueue, SqsSettings};
 use crate::queue::{Broker, Queue, QueueBackend};
+use crate::relayers::cache::RedisCache;
 use crate::relayers::{Relayer, RelayerPool};
 use crate::store::sql::SqlStore;
 
@@ -35,7 +36,11 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
     };
     let rpc_url = config.rpc_url.clone().or_else(|| dev_chain.as_ref().map(|d| d.url.clone())).unwrap_or_default();
     let chain = connect(&rpc_url, &config).await?;
-    let relayers = relayers(&config, dev_chain.as_ref())?;
+    let mut relayers = relayers(&config, dev_chain.as_ref())?;
+    if let Some(url) = &config.redis_url {
+        let cache = RedisCache::connect(url, &config.cache.key_prefix, config.cache.settings()).await?;
+        relayers = relayers.with_cache(Arc::new(cache));
+    }
 
     let store = open_store(&config).await?;
     let queue = open_queue(&config, &store).await?;

@@ -1,5 +1,5 @@
-//! Production shape: two `switchyard serve` replicas on one PostgreSQL and
-//! one RabbitMQ, relaying to anvil. The broker is reached through a proxy
+//! Production shape: two `switchyard serve` replicas on one PostgreSQL, one
+//! RabbitMQ and one Redis, relaying to anvil. The broker is reached through a proxy
 //! the test cuts mid-run: the API keeps accepting into the outbox, and
 //! everything drains after the broker is back.
 
@@ -14,6 +14,7 @@ use support::brokers::{Proxy, amqp_url, fresh_amqp_name};
 use support::databases::{Server as Database, fresh_url};
 use support::relay::{Anvil, STANDARD_PLUGINS, Server, assert_exactly_once, submit, write_config};
 use switchyard::queue::RetryPolicy;
+use switchyard::relayers::cache::{CacheSettings, HealthCache, RedisCache};
 
 const RELAYERS: usize = 3;
 const WORKERS: usize = 8;
@@ -23,6 +24,20 @@ fn policy() -> RetryPolicy {
     RetryPolicy { base_delay: Duration::from_millis(200), max_delay: Duration::from_secs(2), ..Default::default() }
 }
 
+fn redis_url() -> String {
+    std::env::var("SWITCHYARD_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn redis(prefix: &str) -> Option<RedisCache> {
+    match RedisCache::connect(&redis_url(), prefix, CacheSettings::default()).await {
+        Ok(cache) => Some(cache),
+        Err(e) => {
+            support::relay::skip(&format!("Redis at {} is unreachable: {e}", redis_url()));
+            None
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_postgres_and_rabbitmq_confirm_300_transactions_exactly_once_through_a_broker_outage() {
     let Some(anvil) = Anvil::start() else { return };
@@ -30,12 +45,16 @@ async fn two_replicas_on_postgres_and_rabbitmq_confirm_300_transactions_exactly_
     let Some(queue_name) = fresh_amqp_name("replicas", &policy()).await else { return };
     let target = amqp_url().split('@').nth(1).and_then(|rest| rest.split('/').next()).unwrap().parse().unwrap();
     let proxy = Proxy::start(target).await;
+    let prefix = format!("switchyard-test-{}:", uuid::Uuid::new_v4().simple());
+    let Some(cache) = redis(&prefix).await else { return };
 
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let shared = [
         ("SWITCHYARD_DATABASE_URL".to_string(), database_url),
         ("SWITCHYARD_QUEUE_URL".to_string(), proxy.amqp_url()),
         ("SWITCHYARD_QUEUE__NAME".to_string(), queue_name),
+        ("SWITCHYARD_REDIS_URL".to_string(), redis_url()),
+        ("SWITCHYARD_CACHE__KEY_PREFIX".to_string(), prefix.clone()),
     ];
     let configs: Vec<_> = dirs
         .iter()
@@ -60,6 +79,7 @@ async fn two_replicas_on_postgres_and_rabbitmq_confirm_300_transactions_exactly_
     for replica in &replicas {
         let (status, ready) = replica.get("/api/v1/ready").await;
         assert_eq!((status, &ready["ready"]), (200, &json!(true)), "{ready}");
+        assert_eq!(ready["components"]["redis"]["status"], "healthy", "{ready}");
     }
 
     let mut ids = Vec::new();
@@ -96,6 +116,19 @@ async fn two_replicas_on_postgres_and_rabbitmq_confirm_300_transactions_exactly_
     }
     let (_, stats) = replicas[1].get("/api/v1/queue/stats").await;
     assert_eq!(stats["data"], json!({"queued": 0, "in_flight": 0, "dead": 0}), "{stats}");
+    // The replicas keep each relayer's health in Redis, under their prefix.
+    for i in 1..=RELAYERS {
+        let relayer = format!("relayer-{i}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(health) = cache.get(&relayer).await.unwrap() {
+                assert!(health.healthy && health.balance != "0", "{relayer}: {health:?}");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no health of {relayer} in Redis");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     for replica in replicas {
         assert!(replica.stop().success(), "SIGTERM drains and exits 0");
     }

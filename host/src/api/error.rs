@@ -76,7 +76,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound(_) => ApiError::not_found(error.to_string()),
-            StoreError::Duplicate(_) | StoreError::NotPending { .. } => {
+            StoreError::Duplicate(_) | StoreError::NotPending { .. } | StoreError::AttemptTaken { .. } => {
                 ApiError::new(StatusCode::CONFLICT, error.to_string())
             }
             StoreError::Unavailable(_) | StoreError::Contended(_) => ApiError::unavailable(error.to_string()),

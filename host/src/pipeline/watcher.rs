@@ -9,7 +9,8 @@ use tokio::sync::watch;
 
 use super::{Relay, host_record};
 use crate::relayers::Relayer;
-use crate::store::{Transaction, TxStatus};
+use crate::relayers::cache::RelayerHealth;
+use crate::store::{Transaction, TxStatus, now_ms};
 
 /// Transactions followed per poll.
 const BATCH: u32 = 500;
@@ -59,17 +60,44 @@ impl Watcher {
             tracing::info!(relayer = %relayer.id, address = %relayer.address, on_chain, next, "nonce lane synced");
             stats.lane_synced = true;
         }
-        let balance = chain.balance(relayer.address).await.map_err(|e| e.to_string())?;
-        let nonce = chain.pending_nonce(relayer.address).await.map_err(|e| e.to_string())?;
+        let health = self.health(relayer).await?;
+        let balance =
+            health.balance.parse().map_err(|_| format!("cached balance `{}` is not a number", health.balance))?;
         let counts = store.relayer_counts(&relayer.id).await.map_err(|e| e.to_string())?;
         relayer.update_stats(|live| {
             live.lane_synced = stats.lane_synced;
             live.balance = balance;
-            live.nonce = nonce;
+            live.nonce = health.chain_nonce;
             live.pending = u32::try_from(counts.pending).unwrap_or(u32::MAX);
-            live.healthy = !balance.is_zero();
+            live.healthy = health.healthy;
         });
         Ok(())
+    }
+
+    /// The relayer's chain-side health: from the cache when a replica (this
+    /// one or another) checked within its TTL, else checked and cached.
+    async fn health(&self, relayer: &Relayer) -> Result<RelayerHealth, String> {
+        let cache = self.relay.pool.cache();
+        match cache.get(&relayer.id).await {
+            Ok(Some(health)) => return Ok(health),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(relayer = %relayer.id, %error, "health cache unavailable; checking the chain")
+            }
+        }
+        let chain = &self.relay.chain;
+        let balance = chain.balance(relayer.address).await.map_err(|e| e.to_string())?;
+        let chain_nonce = chain.pending_nonce(relayer.address).await.map_err(|e| e.to_string())?;
+        let health = RelayerHealth {
+            balance: balance.to_string(),
+            chain_nonce,
+            healthy: !balance.is_zero(),
+            checked_at_ms: now_ms(),
+        };
+        if let Err(error) = cache.put(&relayer.id, &health).await {
+            tracing::debug!(relayer = %relayer.id, %error, "health cache unavailable; not shared this round");
+        }
+        Ok(health)
     }
 
     async fn follow_receipts(&self) -> Result<(), String> {

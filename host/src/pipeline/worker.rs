@@ -172,13 +172,16 @@ impl Worker {
             Err(StoreError::NotPending { .. }) => return Ok(Err(Step::Done)),
             Err(error) => return Err(error.to_string()),
         };
-        if assignment.fresh {
-            relayer.update_stats(|stats| stats.pending += 1);
-        }
         // From here the request is frozen; it may have been replaced after
         // this worker read it, so the stored one is sent (and re-estimated
         // if it changed).
         let assigned = store.get(&id).await.map_err(s)?.ok_or_else(|| format!("transaction {id} vanished"))?;
+        if !assignment.fresh {
+            // Another worker (a duplicate delivery) assigned it first, maybe
+            // on another relayer: the nonce is that relayer's.
+            return Ok(Ok((self.relayer_of(&assigned)?, assigned, None)));
+        }
+        relayer.update_stats(|stats| stats.pending += 1);
         let estimate = estimate.filter(|_| assigned.request == tx.request);
         Ok(Ok((relayer, assigned, estimate)))
     }
@@ -200,8 +203,16 @@ impl Worker {
             }
             Err(Unpriced::Reverted(reason)) => return Ok(Err(self.fail(tx, &reason).await?)),
         };
-        self.relay.store.record_attempt(tx.id(), &priced.attempt, &priced.decision, TxStatus::Sent).await.map_err(s)?;
-        Ok(Ok(priced.attempt))
+        match self.relay.store.record_attempt(tx.id(), &priced.attempt, &priced.decision, TxStatus::Sent).await {
+            Ok(()) => Ok(Ok(priced.attempt)),
+            // A duplicate delivery: the worker that recorded it sends it,
+            // and its own delivery covers a crash before the send.
+            Err(StoreError::AttemptTaken { .. }) => {
+                tracing::info!(transaction = %tx.id(), "another worker holds this send; dropping the duplicate");
+                Ok(Err(Step::Done))
+            }
+            Err(error) => Err(error.to_string()),
+        }
     }
 
     async fn send(&self, tx: &Transaction, relayer: &Relayer, attempt: &Attempt) -> Result<Step, String> {

@@ -1,8 +1,10 @@
 //! The relayer pool: each relayer is an address with its own key, nonce lane
 //! and live stats. The stats become the selector plugin's candidates.
 
+pub mod cache;
+
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy::eips::eip2718::Encodable2718;
@@ -180,16 +182,34 @@ impl Relayer {
     }
 }
 
-/// The relayers, in id order.
-#[derive(Debug, Default)]
+/// The relayers, in id order, with the cache of their chain-side health.
+#[derive(Debug)]
 pub struct RelayerPool {
     relayers: Vec<Relayer>,
+    cache: Arc<dyn cache::HealthCache>,
+}
+
+impl Default for RelayerPool {
+    fn default() -> Self {
+        RelayerPool::new(Vec::new())
+    }
 }
 
 impl RelayerPool {
+    /// A pool with an in-process health cache.
     pub fn new(mut relayers: Vec<Relayer>) -> Self {
         relayers.sort_by(|a, b| a.id.cmp(&b.id));
-        RelayerPool { relayers }
+        let ttl = cache::CacheSettings::default().ttl;
+        RelayerPool { relayers, cache: Arc::new(cache::MemoryCache::new(ttl)) }
+    }
+
+    /// The pool with `cache` (Redis, shared by replicas) instead.
+    pub fn with_cache(self, cache: Arc<dyn cache::HealthCache>) -> Self {
+        RelayerPool { cache, ..self }
+    }
+
+    pub fn cache(&self) -> &dyn cache::HealthCache {
+        self.cache.as_ref()
     }
 
     pub fn get(&self, id: &str) -> Option<&Relayer> {

@@ -31,6 +31,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("transaction {0} already exists")]
     Duplicate(String),
+    /// Another worker recorded this attempt first: it owns the send.
+    #[error("attempt {attempt} of transaction {id} is already recorded")]
+    AttemptTaken { id: String, attempt: u32 },
     /// The transaction has moved on (canceled, or given a nonce) and can no
     /// longer take this change.
     #[error("transaction {id} is {status}")]

@@ -403,13 +403,19 @@ impl SqlStore {
         id: &str,
         attempt: &Attempt,
     ) -> Result<(), StoreError> {
-        // A redelivered send records its attempt again: the row is replaced.
-        sqlx::query(&self.backend.sql("DELETE FROM attempts WHERE transaction_id = ? AND attempt = ?"))
-            .bind(id)
-            .bind(i64::from(attempt.attempt))
-            .execute(&mut **dbtx)
-            .await
-            .map_err(db)?;
+        // Both callers hold the transaction's row lock: a second worker
+        // racing for the same attempt waits here, then finds it taken.
+        let taken: i64 = sqlx::query_scalar(
+            &self.backend.sql("SELECT COUNT(*) FROM attempts WHERE transaction_id = ? AND attempt = ?"),
+        )
+        .bind(id)
+        .bind(i64::from(attempt.attempt))
+        .fetch_one(&mut **dbtx)
+        .await
+        .map_err(db)?;
+        if taken > 0 {
+            return Err(StoreError::AttemptTaken { id: id.to_string(), attempt: attempt.attempt });
+        }
         sqlx::query(&self.backend.sql(
             "INSERT INTO attempts (transaction_id, attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at,
                  to_address, value, data)

@@ -85,6 +85,22 @@ impl Anvil {
         u64::from_str_radix(hex.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
     }
 
+    /// Every mined transaction to `address`: a failed test's evidence.
+    pub async fn transactions_to(&self, address: &str) -> Vec<Value> {
+        let head = self.rpc("eth_blockNumber", json!([])).await;
+        let head = u64::from_str_radix(head.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+        let mut found = Vec::new();
+        for number in 0..=head {
+            let block = self.rpc("eth_getBlockByNumber", json!([format!("0x{number:x}"), true])).await;
+            for tx in block["transactions"].as_array().into_iter().flatten() {
+                if tx["to"].as_str().is_some_and(|to| to.eq_ignore_ascii_case(address)) {
+                    found.push(json!({"block": number, "from": tx["from"], "nonce": tx["nonce"], "hash": tx["hash"]}));
+                }
+            }
+        }
+        found
+    }
+
     pub async fn balance(&self, address: &str) -> u128 {
         let hex = self.rpc("eth_getBalance", json!([address, "latest"])).await;
         u128::from_str_radix(hex.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
@@ -306,7 +322,11 @@ pub async fn submit(server: &Server, range: std::ops::Range<usize>) -> Vec<Strin
 pub async fn assert_exactly_once(anvil: &Anvil, txs: &[Value]) {
     for (i, tx) in txs.iter().enumerate() {
         assert_eq!(tx["status"], "confirmed", "{tx}");
-        assert_eq!(anvil.balance(&recipient(i)).await, 1, "recipient {i} was paid exactly once");
+        let paid = anvil.balance(&recipient(i)).await;
+        if paid != 1 {
+            let landed = anvil.transactions_to(&recipient(i)).await;
+            panic!("recipient {i} was paid {paid} times, not once: {tx}\non chain: {landed:#?}");
+        }
     }
     let mut on_chain = 0;
     let addresses: std::collections::BTreeSet<&str> = txs.iter().map(|tx| tx["from"].as_str().unwrap()).collect();

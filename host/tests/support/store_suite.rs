@@ -174,6 +174,12 @@ pub async fn records_attempts_and_the_decision_trail(store: Arc<dyn Store>) {
     let second = Attempt { attempt: 2, hash: format!("0x{}", "2".repeat(64)), ..first.clone() };
     store.record_attempt("a", &second, &decision("fee", "bumped"), TxStatus::Submitted).await.unwrap();
 
+    // A duplicate delivery racing for the same attempt is refused, and the
+    // first one recorded stands.
+    let rival = Attempt { hash: format!("0x{}", "9".repeat(64)), ..second.clone() };
+    let refused = store.record_attempt("a", &rival, &decision("fee", "rival"), TxStatus::Submitted).await;
+    assert!(matches!(refused, Err(StoreError::AttemptTaken { attempt: 2, .. })), "{refused:?}");
+
     let tx = store.get("a").await.unwrap().unwrap();
     assert_eq!(tx.status, TxStatus::Submitted);
     assert_eq!(tx.attempts, vec![first.clone(), second.clone()]);
