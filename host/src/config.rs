@@ -891,6 +891,36 @@ mod tests {
         assert!(err.contains("queue_url") && !err.contains("hunter2"), "{err}");
         let err = parse("[database]\nmax_connections = 0").unwrap_err().to_string();
         assert!(err.contains("database.max_connections"), "{err}");
+
+        let vars = [
+            ("SWITCHYARD_QUEUE_URL", "amqp://sy:pw@mq:5672/%2f"),
+            ("SWITCHYARD_QUEUE__NAME", "relay.work"),
+            ("SWITCHYARD_QUEUE__SQS__ENDPOINT_URL", "http://127.0.0.1:4566"),
+            ("SWITCHYARD_REDIS_URL", "redis://:pw@cache:6379/0"),
+            ("SWITCHYARD_CACHE__KEY_PREFIX", "eu-1:"),
+            ("SWITCHYARD_CACHE__TTL_MS", "5000"),
+        ];
+        let c = Config::parse_with_env("", Path::new("/"), "test", vars.map(|(k, v)| (k.to_string(), v.to_string())))
+            .unwrap();
+        assert_eq!(QueueBackend::parse(&c.queue_url), Ok(QueueBackend::Amqp("amqp://sy:pw@mq:5672/%2f".into())));
+        assert_eq!(
+            (c.queue.name.as_str(), c.queue.sqs.endpoint_url.as_deref()),
+            ("relay.work", Some("http://127.0.0.1:4566"))
+        );
+        assert_eq!(c.redis_url.as_deref(), Some("redis://:pw@cache:6379/0"));
+        assert_eq!((c.cache.key_prefix.as_str(), c.cache.settings().ttl), ("eu-1:", Duration::from_secs(5)));
+        assert_eq!(c.cache.settings().timeout, Duration::from_millis(500), "the seed system's health timeout");
+
+        for (text, key) in [
+            ("redis_url = \"http://:hunter2@cache\"", "redis_url"),
+            ("[cache]\nttl_ms = 0", "cache"),
+            ("[queue]\nname = \"a b\"", "queue.name"),
+            ("[queue]\nprefetch = 0", "queue.prefetch"),
+            ("[queue.sqs]\nendpoint_url = \"localhost:4566\"", "queue.sqs.endpoint_url"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")) && !err.contains("hunter2"), "{text}: {err}");
+        }
     }
 
     #[test]

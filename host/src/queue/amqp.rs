@@ -15,7 +15,7 @@
 //! deliveries held on the old one are returned by the broker and their tags
 //! refused here, so a late ack cannot hit a newer delivery.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -32,7 +32,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::{Mutex, mpsc};
 
-use super::{Broker, Delivery, Queue, QueueError, QueueStats, RetryOutcome, RetryPolicy};
+use super::{Broker, Delivery, Holds, Queue, QueueError, QueueStats, RetryOutcome, RetryPolicy};
 use crate::config::redact_url;
 
 /// How long connecting may take before the broker counts as unreachable.
@@ -61,7 +61,7 @@ pub struct AmqpQueue {
     session: Mutex<Option<Arc<Session>>>,
     last_connect: Mutex<Option<tokio::time::Instant>>,
     /// Deliveries handed to workers, by tag.
-    held: std::sync::Mutex<HashMap<String, Acker>>,
+    held: Holds<Acker>,
     generations: AtomicU64,
     closed: AtomicBool,
 }
@@ -109,7 +109,7 @@ impl AmqpQueue {
             policy,
             session: Mutex::new(None),
             last_connect: Mutex::new(None),
-            held: std::sync::Mutex::new(HashMap::new()),
+            held: Holds::default(),
             generations: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         };
@@ -134,7 +134,7 @@ impl AmqpQueue {
             tracing::warn!(queue = %self.settings.name, "RabbitMQ connection lost; reconnecting");
             *slot = None;
             // Its deliveries go back to the queue with the connection.
-            self.held.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            self.held.clear();
         }
         {
             let mut last = self.last_connect.lock().await;
@@ -304,7 +304,7 @@ impl AmqpQueue {
             return Ok(None);
         }
         let tag = format!("{}:{}", session.generation, message.delivery_tag);
-        self.held.lock().unwrap_or_else(|p| p.into_inner()).insert(tag.clone(), message.acker);
+        self.held.hold(tag.clone(), message.acker);
         Ok(transaction_id.map(|transaction_id| Delivery { transaction_id, attempt, tag }))
     }
 
@@ -313,14 +313,6 @@ impl AmqpQueue {
         headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongLongInt(i64::from(attempt)));
         headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(truncate(error).into()));
         self.publish_one(session, &self.names().dead_letter_exchange, "", body, headers).await
-    }
-
-    fn take_held(&self, delivery: &Delivery) -> Result<Acker, QueueError> {
-        self.held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&delivery.tag)
-            .ok_or_else(|| QueueError::Lost(delivery.tag.clone()))
     }
 
     /// The session a delivery came on, if it is still the live one.
@@ -367,12 +359,12 @@ impl Queue for AmqpQueue {
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
-        let acker = self.take_held(delivery)?;
+        let acker = self.held.take(delivery)?;
         settle(acker.ack(BasicAckOptions::default()).await, &delivery.tag)
     }
 
     async fn retry(&self, delivery: &Delivery, error: &str) -> Result<RetryOutcome, QueueError> {
-        let acker = self.take_held(delivery)?;
+        let acker = self.held.take(delivery)?;
         let session = self.session_of(delivery).await?;
         let body = delivery.transaction_id.as_bytes();
         let outcome = if delivery.attempt >= self.policy.max_deliveries {
@@ -400,7 +392,7 @@ impl Queue for AmqpQueue {
             queued += self.ready(&session, queue).await?;
         }
         queued += session.buffered.load(Ordering::Relaxed) as u64;
-        let in_flight = self.held.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
+        let in_flight = self.held.count();
         let dead = self.ready(&session, &names.dead).await?;
         Ok(QueueStats { queued, in_flight, dead })
     }
@@ -411,7 +403,7 @@ impl Queue for AmqpQueue {
         if let Some(session) = slot.take() {
             let _ = session.connection.close(200, "switchyard closing").await;
         }
-        self.held.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.held.clear();
     }
 }
 

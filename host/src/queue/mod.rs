@@ -140,6 +140,39 @@ impl QueueBackend {
     }
 }
 
+/// What a broker's workers hold, by delivery tag: a tag not here was acked,
+/// retried or lost with its connection, and is refused as `Lost`.
+#[derive(Debug)]
+struct Holds<T>(std::sync::Mutex<std::collections::HashMap<String, T>>);
+
+impl<T> Default for Holds<T> {
+    fn default() -> Self {
+        Holds(Default::default())
+    }
+}
+
+impl<T> Holds<T> {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, T>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn hold(&self, tag: String, held: T) {
+        self.map().insert(tag, held);
+    }
+
+    fn take(&self, delivery: &Delivery) -> Result<T, QueueError> {
+        self.map().remove(&delivery.tag).ok_or_else(|| QueueError::Lost(delivery.tag.clone()))
+    }
+
+    fn count(&self) -> u64 {
+        self.map().len() as u64
+    }
+
+    fn clear(&self) {
+        self.map().clear();
+    }
+}
+
 /// A database error as the queue reports it.
 fn database(e: sqlx::Error) -> QueueError {
     if crate::store::sql::unreachable(&e) {

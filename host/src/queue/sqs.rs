@@ -22,7 +22,7 @@ use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
 
-use super::{Broker, Delivery, Queue, QueueError, QueueStats, RetryOutcome, RetryPolicy, SqsQueueRef};
+use super::{Broker, Delivery, Holds, Queue, QueueError, QueueStats, RetryOutcome, RetryPolicy, SqsQueueRef};
 
 /// SQS's longest long poll.
 const MAX_POLL: Duration = Duration::from_secs(20);
@@ -46,7 +46,7 @@ pub struct SqsQueue {
     queue_url: String,
     dead_url: String,
     policy: RetryPolicy,
-    held: std::sync::Mutex<HashMap<String, Held>>,
+    held: Holds<Held>,
     closed: AtomicBool,
 }
 
@@ -73,7 +73,7 @@ impl SqsQueue {
             SqsQueueRef::Url(url) => (url.clone(), dead_letter_queue_of(&client, url).await?),
         };
         tracing::info!(queue = %queue_url, dead_letters = %dead_url, "using SQS");
-        Ok(SqsQueue { client, queue_url, dead_url, policy, held: Default::default(), closed: AtomicBool::new(false) })
+        Ok(SqsQueue { client, queue_url, dead_url, policy, held: Holds::default(), closed: AtomicBool::new(false) })
     }
 
     pub fn queue_url(&self) -> &str {
@@ -89,14 +89,6 @@ impl SqsQueue {
             true => Err(QueueError::Unavailable("the SQS queue is closed".into())),
             false => Ok(()),
         }
-    }
-
-    fn take_held(&self, delivery: &Delivery) -> Result<Held, QueueError> {
-        self.held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&delivery.tag)
-            .ok_or_else(|| QueueError::Lost(delivery.tag.clone()))
     }
 
     /// Keeps the message invisible while its worker holds it.
@@ -201,7 +193,7 @@ impl Queue for SqsQueue {
                     continue;
                 }
                 let heartbeat = self.heartbeat(receipt.clone());
-                self.held.lock().unwrap_or_else(|p| p.into_inner()).insert(tag.clone(), Held { receipt, heartbeat });
+                self.held.hold(tag.clone(), Held { receipt, heartbeat });
                 return Ok(Some(Delivery { transaction_id: body, attempt, tag }));
             }
             if tokio::time::Instant::now() >= deadline {
@@ -215,12 +207,12 @@ impl Queue for SqsQueue {
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
-        let held = self.take_held(delivery)?;
+        let held = self.held.take(delivery)?;
         self.delete(&held.receipt, &delivery.tag).await
     }
 
     async fn retry(&self, delivery: &Delivery, error: &str) -> Result<RetryOutcome, QueueError> {
-        let held = self.take_held(delivery)?;
+        let held = self.held.take(delivery)?;
         held.heartbeat.abort();
         if delivery.attempt >= self.policy.max_deliveries {
             self.dead_letter(&delivery.transaction_id, &held.receipt, error, &delivery.tag).await?;
@@ -247,7 +239,7 @@ impl Queue for SqsQueue {
         };
         let work = self.attributes(&self.queue_url).await?;
         let dead = self.attributes(&self.dead_url).await?;
-        let in_flight = self.held.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
+        let in_flight = self.held.count();
         // Invisible messages are held by a worker or waiting out a backoff;
         // this host knows only its own workers'.
         let invisible = count(&work, QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
@@ -261,7 +253,7 @@ impl Queue for SqsQueue {
         self.closed.store(true, Ordering::Relaxed);
         // Dropping a hold stops its heartbeat: the message comes back one
         // lease later.
-        self.held.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.held.clear();
     }
 }
 

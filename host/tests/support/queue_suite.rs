@@ -12,6 +12,9 @@ use switchyard::store::Store;
 
 use super::store_suite::new_tx;
 
+/// Takes the queue of a worker process that died; gives its successor's.
+pub type Crash = Box<dyn Fn(Arc<dyn Queue>) -> BoxFuture<'static, Arc<dyn Queue>> + Send + Sync>;
+
 /// A queue on a fresh store, and what a crashed worker process looks like
 /// to it.
 pub struct Fixture {
@@ -19,7 +22,7 @@ pub struct Fixture {
     pub queue: Arc<dyn Queue>,
     /// The worker process dies holding what it received: the queue its
     /// restarted successor uses.
-    pub crash: Box<dyn Fn(Arc<dyn Queue>) -> BoxFuture<'static, Arc<dyn Queue>> + Send + Sync>,
+    pub crash: Crash,
     /// Redelivery waits for the dead worker's lease to run out (the
     /// embedded queue), rather than following the crash at once.
     pub leased: bool,
