@@ -30,6 +30,15 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
 
+    // The backends first: a wrong URL or a server that is down stops the
+    // start before anything else is spun up.
+    let store = open_store(&config).await?;
+    let queue = open_queue(&config, &store).await?;
+    let cache = match &config.redis_url {
+        Some(url) => Some(RedisCache::connect(url, &config.cache.key_prefix, config.cache.settings()).await?),
+        None => None,
+    };
+
     let dev_chain = match &config.rpc_url {
         Some(_) => None,
         None => Some(DevChain::start(&config.data_dir).await?),
@@ -37,13 +46,9 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
     let rpc_url = config.rpc_url.clone().or_else(|| dev_chain.as_ref().map(|d| d.url.clone())).unwrap_or_default();
     let chain = connect(&rpc_url, &config).await?;
     let mut relayers = relayers(&config, dev_chain.as_ref())?;
-    if let Some(url) = &config.redis_url {
-        let cache = RedisCache::connect(url, &config.cache.key_prefix, config.cache.settings()).await?;
+    if let Some(cache) = cache {
         relayers = relayers.with_cache(Arc::new(cache));
     }
-
-    let store = open_store(&config).await?;
-    let queue = open_queue(&config, &store).await?;
     let engine = config.plugins.engine_settings(&config.data_dir);
     let plugins_config = config.plugins.clone();
     let (plugins, _) = tokio::task::spawn_blocking(move || PluginHost::new(&plugins_config, engine)).await??;
