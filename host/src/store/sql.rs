@@ -380,6 +380,9 @@ impl SqlStore {
                 .execute(&mut *dbtx)
                 .await
                 .map_err(db)?;
+            // A replica that created the lane first leaves the insert a no-op
+            // that locks nothing: take the row lock before reading.
+            sqlx::query(&set).bind(chain).bind(now).bind(relayer_id).execute(&mut *dbtx).await.map_err(db)?;
         }
         // The lane's row lock is held: an assignment racing this one waits,
         // and one that committed before is seen here.
