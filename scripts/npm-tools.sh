@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the npm tools Switchyard uses (tools/npm: anvil, the dev chain;
-# OpenZeppelin's relayer SDK, for the compatibility test) at the versions
+# OpenZeppelin's relayer SDK, for the compatibility test; OpenZeppelin
+# Contracts and solc, for the gasless test) at the versions
 # package-lock.json pins. Cheap when they are already installed.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -7,6 +7,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 step() { printf '\n==> %s\n' "$*" >&2; }
+# A fresh clone builds once: incremental caches would only cost disk.
+[ "${CI:-}" = true ] && export CARGO_INCREMENTAL=0
 
 step "wasm32-wasip2 toolchain"
 eval "$(bash scripts/wasm-toolchain.sh --print-env)"
@@ -45,3 +47,6 @@ cargo bench -p switchyard --bench plugins -- --quick
 
 step "host and SDK tests (real components, real runtime)"
 cargo test --workspace
+
+step "disk used by the builds"
+du -sh target plugins/target 2>/dev/null || true

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::plugins::{EngineSettings, Limits, PluginKind};
 use crate::queue::{QueueBackend, RetryPolicy};
 use crate::relayers::cache::CacheSettings;
+use crate::relayers::health::HealthPolicy;
 use crate::store::sql::{Backend, DatabaseOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,10 @@ pub struct Config {
     /// The chain's JSON-RPC endpoint. When unset, `serve` starts a local dev
     /// chain (anvil) and relays with its funded dev keys.
     pub rpc_url: Option<String>,
+    /// More endpoints of the same chain, tried in order when the one in use
+    /// times out, refuses connections or rate-limits. From the environment:
+    /// comma-separated.
+    pub rpc_fallback_urls: Vec<String>,
     /// The store: `sqlite:<path>`, `postgres://…` or `mysql://…`. When
     /// unset, SQLite in `data_dir`.
     pub database_url: Option<String>,
@@ -68,6 +73,7 @@ impl Default for Config {
             api_key: None,
             data_dir: PathBuf::from("data"),
             rpc_url: None,
+            rpc_fallback_urls: Vec::new(),
             database_url: None,
             queue_url: "embedded".into(),
             redis_url: None,
@@ -155,6 +161,19 @@ pub struct NetworkConfig {
     pub max_fee_cap: String,
     /// Each JSON-RPC call's deadline.
     pub rpc_timeout_ms: u64,
+    /// A submitted transaction not mined for this long is sent again at its
+    /// nonce with fees the fee plugin bumps.
+    pub resubmit_after_ms: u64,
+    /// A relayer whose balance is below this (wei, decimal string) is
+    /// disabled until it is funded again.
+    pub min_balance: String,
+    /// A relayer with more transactions in flight is degraded.
+    pub max_pending: u32,
+    /// A relayer whose sends take longer on average is degraded.
+    pub slow_send_ms: u32,
+    /// ERC2771Forwarder contracts gasless meta-transactions may go through
+    /// (none: gasless is off). From the environment: comma-separated.
+    pub forwarders: Vec<String>,
 }
 
 impl Default for NetworkConfig {
@@ -168,6 +187,11 @@ impl Default for NetworkConfig {
             fee_history_blocks: 10,
             max_fee_cap: "1000000000000".into(), // 1000 gwei
             rpc_timeout_ms: 10_000,
+            resubmit_after_ms: 60_000,
+            min_balance: "1000000000000000".into(), // 0.001 ether
+            max_pending: 64,
+            slow_send_ms: 2_000,
+            forwarders: Vec::new(),
         }
     }
 }
@@ -355,11 +379,12 @@ fn default_memory_mib() -> u32 {
 /// Top-level keys an environment variable may set: `SWITCHYARD_<KEY>`, with
 /// `__` between nested keys (`SWITCHYARD_NETWORK__CONFIRMATIONS=3`). Other
 /// `SWITCHYARD_*` variables belong to tools, not to the config.
-const ENV_KEYS: [&str; 13] = [
+const ENV_KEYS: [&str; 14] = [
     "listen",
     "api_key",
     "data_dir",
     "rpc_url",
+    "rpc_fallback_urls",
     "database_url",
     "queue_url",
     "redis_url",
@@ -371,7 +396,7 @@ const ENV_KEYS: [&str; 13] = [
     "plugins",
 ];
 /// Keys whose value is text even when it looks like a number.
-const ENV_STRING_KEYS: [&str; 12] = [
+const ENV_STRING_KEYS: [&str; 13] = [
     "listen",
     "api_key",
     "rpc_url",
@@ -381,6 +406,7 @@ const ENV_STRING_KEYS: [&str; 12] = [
     "cache.key_prefix",
     "network.name",
     "network.max_fee_cap",
+    "network.min_balance",
     "queue.name",
     "queue.sqs.endpoint_url",
     "queue.sqs.region",
@@ -388,6 +414,8 @@ const ENV_STRING_KEYS: [&str; 12] = [
 /// Keys holding paths: relative ones from the environment are taken from
 /// the current directory, not the config file's.
 const ENV_PATH_KEYS: [&str; 3] = ["data_dir", "plugins.dir", "plugins.cache_dir"];
+/// Keys holding a list: comma-separated in the environment.
+const ENV_LIST_KEYS: [&str; 2] = ["rpc_fallback_urls", "network.forwarders"];
 
 impl Config {
     /// Reads, parses and validates a config file.
@@ -524,10 +552,26 @@ impl Config {
             return Err(invalid("network.fee_history_blocks", format!("{} is outside 1..=1024", n.fee_history_blocks)));
         }
         self.max_fee_cap()?;
-        if let Some(url) = &self.rpc_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(invalid("rpc_url", format!("`{url}` is not an http:// or https:// URL")));
+        self.health_policy()?;
+        self.forwarders()?;
+        let http = |url: &str| url.starts_with("http://") || url.starts_with("https://");
+        if let Some(url) = self.rpc_url.as_deref().filter(|url| !http(url)) {
+            return Err(invalid("rpc_url", format!("`{}` is not an http:// or https:// URL", redact_url(url))));
+        }
+        if let Some(url) = self.rpc_fallback_urls.iter().find(|url| !http(url)) {
+            return Err(invalid(
+                "rpc_fallback_urls",
+                format!("`{}` is not an http:// or https:// URL", redact_url(url)),
+            ));
+        }
+        if !self.rpc_fallback_urls.is_empty() && self.rpc_url.is_none() {
+            return Err(invalid("rpc_fallback_urls", "needs rpc_url: the dev chain has a single endpoint"));
+        }
+        if !(100..=86_400_000).contains(&n.resubmit_after_ms) {
+            return Err(invalid(
+                "network.resubmit_after_ms",
+                format!("{} is outside 100..=86400000", n.resubmit_after_ms),
+            ));
         }
         if let Some(url) = &self.database_url {
             Backend::of_url(url).map_err(|e| invalid("database_url", e.to_string()))?;
@@ -628,6 +672,30 @@ impl Config {
             invalid("network.max_fee_cap", format!("`{}` is not a whole number of wei", self.network.max_fee_cap))
         })
     }
+
+    /// The trusted ERC-2771 forwarders.
+    pub fn forwarders(&self) -> Result<Vec<alloy_primitives::Address>, ConfigError> {
+        let parse = |f: &String| {
+            f.trim().parse().map_err(|_| invalid("network.forwarders", format!("`{f}` is not an address")))
+        };
+        self.network.forwarders.iter().map(parse).collect()
+    }
+
+    /// When a relayer is healthy, degraded or disabled.
+    pub fn health_policy(&self) -> Result<HealthPolicy, ConfigError> {
+        let n = &self.network;
+        let min_balance =
+            n.min_balance.trim().parse().map_err(|_| {
+                invalid("network.min_balance", format!("`{}` is not a whole number of wei", n.min_balance))
+            })?;
+        if n.max_pending == 0 {
+            return Err(invalid("network.max_pending", "must be at least 1"));
+        }
+        if !(1..=600_000).contains(&n.slow_send_ms) {
+            return Err(invalid("network.slow_send_ms", format!("{} is outside 1..=600000", n.slow_send_ms)));
+        }
+        Ok(HealthPolicy { min_balance, max_pending: n.max_pending, slow_send_ms: n.slow_send_ms })
+    }
 }
 
 /// The URL with its password (if any) replaced, fit for logs and errors.
@@ -649,6 +717,10 @@ fn file_dir(path: &Path) -> &Path {
 }
 
 fn env_value(dotted: &str, raw: &str) -> toml::Value {
+    if ENV_LIST_KEYS.contains(&dotted) {
+        let items = raw.split(',').map(str::trim).filter(|item| !item.is_empty());
+        return toml::Value::Array(items.map(|item| toml::Value::String(item.to_string())).collect());
+    }
     if ENV_PATH_KEYS.contains(&dotted) {
         let path = std::path::absolute(raw).unwrap_or_else(|_| PathBuf::from(raw));
         return toml::Value::String(path.display().to_string());
@@ -839,6 +911,37 @@ mod tests {
         assert!(err.to_string().contains("unknown field `nope`"), "{err}");
         let err = Config::load_with_env(None, env(&[("SWITCHYARD_RPC_URL", "ftp://x")])).unwrap_err();
         assert!(err.to_string().contains("rpc_url"), "{err}");
+    }
+
+    #[test]
+    fn chain_keys_are_checked_and_lists_come_comma_separated_from_the_environment() {
+        let forwarder = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("SWITCHYARD_RPC_URL", "http://127.0.0.1:8545"),
+                ("SWITCHYARD_RPC_FALLBACK_URLS", "http://127.0.0.1:8546, http://127.0.0.1:8547"),
+                ("SWITCHYARD_NETWORK__FORWARDERS", forwarder),
+                ("SWITCHYARD_NETWORK__MIN_BALANCE", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.rpc_fallback_urls, ["http://127.0.0.1:8546", "http://127.0.0.1:8547"]);
+        assert_eq!(c.forwarders().unwrap(), [forwarder.parse::<alloy_primitives::Address>().unwrap()]);
+        assert_eq!(c.health_policy().unwrap().min_balance, alloy_primitives::U256::from(5));
+
+        let cases = [
+            ("rpc_fallback_urls = [\"http://a\"]", "`rpc_fallback_urls`: needs rpc_url"),
+            ("rpc_url = \"http://a\"\nrpc_fallback_urls = [\"ws://b\"]", "`rpc_fallback_urls`: `ws://b` is not"),
+            ("[network]\nmin_balance = \"lots\"", "`network.min_balance`: `lots` is not a whole number"),
+            ("[network]\nforwarders = [\"0x12\"]", "`network.forwarders`: `0x12` is not an address"),
+            ("[network]\nresubmit_after_ms = 5", "`network.resubmit_after_ms`: 5 is outside"),
+            ("[network]\nmax_pending = 0", "`network.max_pending`: must be at least 1"),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -43,8 +43,11 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
         Some(_) => None,
         None => Some(DevChain::start(&config.data_dir).await?),
     };
-    let rpc_url = config.rpc_url.clone().or_else(|| dev_chain.as_ref().map(|d| d.url.clone())).unwrap_or_default();
-    let chain = connect(&rpc_url, &config).await?;
+    let rpc_urls: Vec<String> = match &config.rpc_url {
+        Some(url) => std::iter::once(url.clone()).chain(config.rpc_fallback_urls.iter().cloned()).collect(),
+        None => dev_chain.iter().map(|d| d.url.clone()).collect(),
+    };
+    let chain = connect(&rpc_urls, &config).await?;
     let mut relayers = relayers(&config, dev_chain.as_ref())?;
     if let Some(cache) = cache {
         relayers = relayers.with_cache(Arc::new(cache));
@@ -66,6 +69,9 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
         gas_limit_buffer_bps: config.network.gas_limit_buffer_bps,
         fee_history_blocks: config.network.fee_history_blocks,
         max_fee_cap: config.max_fee_cap()?,
+        resubmit_after: Duration::from_millis(config.network.resubmit_after_ms),
+        health: config.health_policy()?,
+        forwarders: config.forwarders()?,
     };
     let relay = Arc::new(Relay::new(Arc::new(store), queue, plugins, Arc::new(relayers), chain, settings));
     Watcher::new(relay.clone()).refresh_relayers().await;
@@ -78,7 +84,7 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let address = listener.local_addr()?;
-    announce(&address.to_string(), &api_key, generated, &relay, &rpc_url);
+    announce(&address.to_string(), &api_key, generated, &relay);
 
     let (stop, stopped) = watch::channel(false);
     let tasks = relay.spawn(config.queue.workers, stopped.clone());
@@ -132,15 +138,18 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
 }
 
 /// Connects to the chain, waiting up to 20 s for a node that is starting.
-async fn connect(url: &str, config: &Config) -> anyhow::Result<Chain> {
+async fn connect(urls: &[String], config: &Config) -> anyhow::Result<Chain> {
     let timeout = Duration::from_millis(config.network.rpc_timeout_ms);
     let deadline = Instant::now() + Duration::from_secs(20);
+    let shown: Vec<String> = urls.iter().map(|url| crate::config::redact_url(url)).collect();
     loop {
-        match Chain::connect(url, timeout, config.network.chain_id).await {
+        match Chain::connect(urls, timeout, config.network.chain_id).await {
             Ok(chain) => return Ok(chain),
             Err(error @ crate::chain::ChainError::WrongChain { .. }) => return Err(error.into()),
             Err(error) if Instant::now() > deadline => {
-                return Err(anyhow::Error::new(error).context(format!("connecting to the chain at {url}")));
+                return Err(
+                    anyhow::Error::new(error).context(format!("connecting to the chain at {}", shown.join(", ")))
+                );
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
@@ -177,10 +186,10 @@ fn relayers(config: &Config, dev_chain: Option<&DevChain>) -> anyhow::Result<Rel
 }
 
 #[allow(clippy::print_stdout)]
-fn announce(address: &str, api_key: &str, generated: bool, relay: &Relay, rpc_url: &str) {
+fn announce(address: &str, api_key: &str, generated: bool, relay: &Relay) {
     let relayers: Vec<&str> = relay.pool.iter().map(|r| r.id.as_str()).collect();
     println!("Switchyard is listening on http://{address}");
-    println!("  chain:    {rpc_url} (chain id {})", relay.chain.chain_id());
+    println!("  chain:    {} (chain id {})", relay.chain.active_endpoint(), relay.chain.chain_id());
     println!("  relayers: {}", relayers.join(", "));
     if generated {
         println!("  API key:  {api_key}   (generated for this run; set SWITCHYARD_API_KEY to fix one)");

@@ -60,13 +60,16 @@ async fn api() -> Api {
         })
         .collect();
     // Nothing listens on port 9: a handler that reached the chain would fail.
-    let chain = Chain::with_chain_id("http://127.0.0.1:9", Duration::from_millis(200), 31337).unwrap();
+    let chain = Chain::with_chain_id(&["http://127.0.0.1:9".to_string()], Duration::from_millis(200), 31337).unwrap();
     let settings = RelaySettings {
         confirmations: 1,
         poll_interval: Duration::from_millis(100),
         gas_limit_buffer_bps: 12_000,
         fee_history_blocks: 4,
         max_fee_cap: alloy_primitives::U256::from(10u64.pow(12)),
+        resubmit_after: Duration::from_secs(60),
+        health: Default::default(),
+        forwarders: Vec::new(),
     };
     let relay = Arc::new(Relay::new(
         Arc::new(store),
@@ -371,7 +374,7 @@ async fn a_request_past_the_deadline_is_answered_408_in_the_envelope() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", silent.local_addr().unwrap());
     let base = api().await;
-    let chain = Chain::with_chain_id(&url, Duration::from_secs(5), 31337).unwrap();
+    let chain = Chain::with_chain_id(std::slice::from_ref(&url), Duration::from_secs(5), 31337).unwrap();
     let relay = Arc::new(Relay::new(
         base.relay.store.clone(),
         base.relay.queue.clone(),

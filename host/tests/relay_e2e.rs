@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::relay::{Anvil, STANDARD_PLUGINS, Server, assert_exactly_once, recipient, submit, write_config};
+use support::relay::{
+    Anvil, STANDARD_PLUGINS, Server, assert_exactly_once, recipient, submit, submit_in_chunks, write_config,
+};
 
 const RELAYERS: usize = 3;
 
@@ -69,9 +71,10 @@ async fn stopping_and_crashing_mid_run_loses_nothing_and_sends_nothing_twice() {
     // One worker, so that submissions outrun sending and work is left over.
     let (config, env) = write_config(dir.path(), &anvil, RELAYERS, 1, STANDARD_PLUGINS);
 
-    // A graceful stop with work still queued.
+    // A graceful stop with work still queued: all at once, so that
+    // submissions outrun the one worker.
     let server = Server::start(&config, &env);
-    let mut ids = submit(&server, 0..100).await;
+    let mut ids = submit_in_chunks(&server, 0..100, 100).await;
     let (_, stats) = server.get("/api/v1/queue/stats").await;
     assert!(server.stop().success(), "SIGTERM drains and exits 0");
     eprintln!("stopped with queue {}", stats["data"]);
@@ -79,7 +82,7 @@ async fn stopping_and_crashing_mid_run_loses_nothing_and_sends_nothing_twice() {
 
     // A crash with work queued and in flight.
     let server = Server::start(&config, &env);
-    ids.extend(submit(&server, 100..200).await);
+    ids.extend(submit_in_chunks(&server, 100..200, 100).await);
     let (_, stats) = server.get("/api/v1/queue/stats").await;
     server.kill();
     eprintln!("killed with queue {}", stats["data"]);
@@ -176,7 +179,7 @@ async fn a_submitted_transaction_is_replaced_at_its_nonce_and_the_replacement_is
     let fee = |i: usize| attempts[i]["max_fee_per_gas"].as_str().unwrap().parse::<u128>().unwrap();
     assert!(fee(1) * 100 >= fee(0) * 110, "the replacement bumps the max fee by 10% or more: {attempts:?}");
     let kinds: Vec<&str> = tx["decisions"].as_array().unwrap().iter().map(|d| d["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["policy", "selector", "fee", "policy", "fee", "watcher"], "{tx}");
+    assert_eq!(kinds, ["policy", "selector", "fee", "send", "policy", "fee", "replace", "watcher"], "{tx}");
 
     let (status, late) = server.put(&format!("{path}/{id}"), &json!({ "to": recipient(2), "value": 3 })).await;
     assert_eq!(status, 409, "{late}");

@@ -80,8 +80,9 @@ async fn migrations_from_earlier_releases_keep_the_decision_trail() {
     .await
     .unwrap();
 
-    assert_eq!(store.migrate().await.unwrap().len(), 1, "the new release applies its one migration");
+    assert_eq!(store.migrate().await.unwrap().len(), 2, "this release applies the two migrations since");
     let kept = store.get("old").await.unwrap().unwrap();
+    assert_eq!(kept.mined_in, None);
     let outcomes: Vec<&str> = kept.decisions.iter().map(|d| d.outcome.as_str()).collect();
     assert_eq!(outcomes, ["allow", "chosen r1"], "the trail survived, in order");
 }

@@ -99,8 +99,8 @@ impl From<SubmitError> for ApiError {
             | SubmitError::CannotReplace(_)
             | SubmitError::ReplacementRefused(_)
             | SubmitError::Busy(_)
-            | SubmitError::CancelSent(_) => ApiError::new(StatusCode::CONFLICT, error.to_string()),
-            SubmitError::Reverts(_) => ApiError::unprocessable(error.to_string()),
+            | SubmitError::NonceMismatch { .. } => ApiError::new(StatusCode::CONFLICT, error.to_string()),
+            SubmitError::Reverts(_) | SubmitError::Invalid(_) => ApiError::unprocessable(error.to_string()),
             SubmitError::ChainUnavailable(_) => ApiError::unavailable(error.to_string()),
         }
     }

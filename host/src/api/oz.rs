@@ -19,7 +19,10 @@ use crate::store::{Transaction, now_ms};
 
 /// Health and readiness: no API key, for load balancers and probes.
 pub(super) fn open_routes() -> Router<AppState> {
-    Router::new().route("/api/v1/health", get(health)).route("/api/v1/ready", get(ready))
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/ready", get(ready))
+        .route("/metrics", get(metrics))
 }
 
 pub(super) fn routes() -> Router<AppState> {
@@ -47,6 +50,11 @@ async fn health() -> &'static str {
     "OK"
 }
 
+/// Prometheus' text format.
+async fn metrics() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::render())
+}
+
 #[derive(Debug, Serialize)]
 struct Readiness {
     ready: bool,
@@ -62,7 +70,9 @@ async fn ready(State(state): State<AppState>) -> Response {
     let relay = &state.relay;
     let store = relay.store.ping().await.err().map(|e| e.to_string());
     let queue = relay.queue.stats().await.err().map(|e| e.to_string());
-    let chain = relay.chain.block_number().await.err().map(|e| e.to_string());
+    let head = relay.chain.block_number().await;
+    let checkpoint = relay.store.checkpoint(relay.chain.chain_id()).await.ok().flatten();
+    let chain = head.as_ref().err().map(|e| e.to_string());
     let redis = relay.pool.cache().ping().await;
     let redis_error = redis.as_ref().and_then(|answer| answer.as_ref().err().map(|e| e.to_string()));
     // Without Redis the relay checks the chain itself: shown, not fatal.
@@ -79,6 +89,11 @@ async fn ready(State(state): State<AppState>) -> Response {
         (Some(_), None) => serde_json::json!({ "status": "healthy", "primary_pool": { "connected": true } }),
         (Some(_), Some(error)) => serde_json::json!({ "status": "unhealthy", "error": error }),
     };
+    let mut chain_component = component(chain);
+    chain_component["endpoint"] = relay.chain.active_endpoint().into();
+    chain_component["head"] = head.ok().into();
+    chain_component["checkpoint"] = checkpoint.map(|c| c.block.number).into();
+    chain_component["blocks_scanned"] = relay.blocks_scanned().into();
     let body = Readiness {
         ready,
         status: if ready { "healthy" } else { "unhealthy" },
@@ -88,7 +103,7 @@ async fn ready(State(state): State<AppState>) -> Response {
             "redis": redis,
             "queue": component(queue),
             "database": component(store),
-            "chain": component(chain),
+            "chain": chain_component,
         }),
         timestamp: super::wire::time(now_ms()),
     };
@@ -142,6 +157,7 @@ struct RelayerView {
 }
 
 fn relayer_view(state: &AppState, relayer: &Relayer) -> RelayerView {
+    let health = relayer.stats().health;
     RelayerView {
         id: relayer.id.clone(),
         name: relayer.name.clone(),
@@ -150,8 +166,8 @@ fn relayer_view(state: &AppState, relayer: &Relayer) -> RelayerView {
         paused: relayer.paused,
         signer_id: relayer.id.clone(),
         address: relayer.address.to_string(),
-        system_disabled: false,
-        disabled_reason: None,
+        system_disabled: !health.state.is_offered(),
+        disabled_reason: (!health.state.is_offered()).then(|| health.reasons.join("; ")),
         policies: None,
         notification_id: None,
         custom_rpc_urls: None,
@@ -184,6 +200,16 @@ struct RelayerStatus {
     system_disabled: bool,
     paused: bool,
     nonce: String,
+    /// Switchyard's health check: `healthy`, `degraded` or `disabled`
+    /// (`unchecked` before the first), with why.
+    health: crate::relayers::health::HealthState,
+    health_reasons: Vec<String>,
+    low_balance: bool,
+    min_balance: String,
+    /// Of the recent sends, in basis points.
+    success_rate_bps: u32,
+    latency_ms: u32,
+    checked_at: Option<String>,
 }
 
 async fn relayer_status(
@@ -193,18 +219,26 @@ async fn relayer_status(
     let Path(id) = path?;
     let relayer = relayer(&state, &id)?;
     let chain = &state.relay.chain;
-    let unavailable = |e: crate::chain::ChainError| ApiError::unavailable(e.to_string());
-    let balance = chain.balance(relayer.address).await.map_err(unavailable)?;
-    let nonce = chain.pending_nonce(relayer.address).await.map_err(unavailable)?;
+    let stats = relayer.stats();
+    // Fresh from the chain when it answers; else as last checked.
+    let balance = chain.balance(relayer.address).await.unwrap_or(stats.balance);
+    let nonce = chain.pending_nonce(relayer.address).await.unwrap_or(stats.nonce);
     let counts = state.relay.store.relayer_counts(&id).await?;
     Ok(Json(Envelope::ok(RelayerStatus {
         network_type: "evm",
         balance: balance.to_string(),
         pending_transactions_count: counts.pending,
         last_confirmed_transaction_timestamp: counts.last_confirmed_at.map(super::wire::time),
-        system_disabled: false,
+        system_disabled: !stats.is_offered(),
         paused: relayer.paused,
         nonce: nonce.to_string(),
+        health: stats.health.state,
+        health_reasons: stats.health.reasons.clone(),
+        low_balance: stats.health.low_balance,
+        min_balance: state.relay.settings.health.min_balance.to_string(),
+        success_rate_bps: stats.success_rate_bps(),
+        latency_ms: stats.latency_ms,
+        checked_at: stats.checked_at_ms.map(super::wire::time),
     })))
 }
 
@@ -429,7 +463,8 @@ async fn cancel_all_pending(
             Err(
                 crate::pipeline::SubmitError::TooLate { .. }
                 | crate::pipeline::SubmitError::Busy(_)
-                | crate::pipeline::SubmitError::CancelSent(_),
+                | crate::pipeline::SubmitError::CannotReplace(_)
+                | crate::pipeline::SubmitError::ReplacementRefused(_),
             ) => answer.failed_to_queue_transaction_ids.push(id),
             Err(error) => return Err(error.into()),
         }

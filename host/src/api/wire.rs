@@ -10,8 +10,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 use super::ApiError;
-use crate::plugins::Speed;
-use crate::store::{Attempt, DecisionRecord, Transaction, TxStatus};
+use crate::pipeline::MetaTransaction;
+use crate::plugins::{Speed, TxRequest};
+use crate::store::{Attempt, DecisionRecord, Purpose, Transaction, TxStatus};
 
 #[derive(Debug, Serialize)]
 pub struct Envelope<T> {
@@ -170,16 +171,9 @@ impl TransactionBody {
         }
         let to = match self.to.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             None => None,
-            Some(to) => Some(
-                to.parse::<Address>()
-                    .map_err(|_| ApiError::unprocessable(format!("`to`: `{to}` is not an address")))?,
-            ),
+            Some(to) => Some(address("to", to)?),
         };
-        let data = match self.data.as_deref().map(str::trim).filter(|d| !d.is_empty() && *d != "0x") {
-            None => Vec::new(),
-            Some(d) => hex::decode(d.strip_prefix("0x").unwrap_or(d))
-                .map_err(|_| ApiError::unprocessable(format!("`data`: not hex ({} characters)", d.len())))?,
-        };
+        let data = hex_bytes("data", self.data.as_deref())?;
         if to.is_none() && data.is_empty() {
             return Err(ApiError::unprocessable("`to` is required unless `data` deploys a contract"));
         }
@@ -194,9 +188,7 @@ impl TransactionBody {
                     .timestamp_millis(),
             ),
         };
-        if self.hints.len() > 32 || self.hints.iter().any(|(k, v)| k.len() > 64 || v.len() > 256) {
-            return Err(ApiError::unprocessable("`hints`: at most 32, keys up to 64 and values up to 256 bytes"));
-        }
+        check_hints(&self.hints)?;
         Ok(ParsedBody {
             to,
             value: self.value.0,
@@ -205,6 +197,90 @@ impl TransactionBody {
             speed: self.speed.map(Speed::from).unwrap_or_default(),
             valid_until,
             hints: self.hints.into_iter().collect(),
+        })
+    }
+}
+
+fn address(field: &str, text: &str) -> Result<Address, ApiError> {
+    let text = text.trim();
+    text.parse().map_err(|_| ApiError::unprocessable(format!("`{field}`: `{text}` is not an address")))
+}
+
+/// `0x`-prefixed (or bare) hex; absent or `0x` is empty.
+fn hex_bytes(field: &str, text: Option<&str>) -> Result<Vec<u8>, ApiError> {
+    match text.map(str::trim).filter(|d| !d.is_empty() && *d != "0x") {
+        None => Ok(Vec::new()),
+        Some(d) => hex::decode(d.strip_prefix("0x").unwrap_or(d))
+            .map_err(|_| ApiError::unprocessable(format!("`{field}`: not hex ({} characters)", d.len()))),
+    }
+}
+
+fn check_hints(hints: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if hints.len() > 32 || hints.iter().any(|(k, v)| k.len() > 64 || v.len() > 256) {
+        return Err(ApiError::unprocessable("`hints`: at most 32, keys up to 64 and values up to 256 bytes"));
+    }
+    Ok(())
+}
+
+/// A gasless meta-transaction: an ERC-2771 `ForwardRequest` the user signed
+/// (EIP-712) for an `ERC2771Forwarder`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaTransactionBody {
+    pub forwarder: String,
+    pub request: ForwardRequestBody,
+    pub speed: Option<OzSpeed>,
+    #[serde(default)]
+    pub hints: BTreeMap<String, String>,
+}
+
+/// The forwarder's `ForwardRequest`, with the user's signature over it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardRequestBody {
+    pub from: String,
+    pub to: String,
+    pub value: Amount,
+    pub gas: u64,
+    /// The forwarder's nonce for `from`.
+    pub nonce: Amount,
+    /// Unix seconds.
+    pub deadline: u64,
+    pub data: Option<String>,
+    pub signature: String,
+}
+
+impl MetaTransactionBody {
+    pub fn parse(self) -> Result<MetaTransaction, ApiError> {
+        let request = self.request;
+        if request.gas == 0 {
+            return Err(ApiError::unprocessable("`request.gas` must be above 0"));
+        }
+        check_hints(&self.hints)?;
+        let signature = hex_bytes("request.signature", Some(&request.signature))?;
+        if signature.len() != 65 {
+            return Err(ApiError::unprocessable(format!(
+                "`request.signature`: {} bytes, not the 65 of r, s and v",
+                signature.len()
+            )));
+        }
+        Ok(MetaTransaction {
+            forwarder: address("forwarder", &self.forwarder)?,
+            from: address("request.from", &request.from)?,
+            to: address("request.to", &request.to)?,
+            value: request.value.0,
+            gas: request.gas,
+            nonce: request.nonce.0,
+            deadline: request.deadline,
+            data: hex_bytes("request.data", request.data.as_deref())?,
+            signature,
+            base: TxRequest {
+                id: uuid::Uuid::new_v4().to_string(),
+                speed: self.speed.map(Speed::from).unwrap_or_default(),
+                api_key_id: "default".into(),
+                hints: self.hints.into_iter().collect(),
+                ..TxRequest::default()
+            },
         })
     }
 }
@@ -276,6 +352,9 @@ pub struct PoolTransaction {
     pub transaction: OzTransaction,
     pub hints: BTreeMap<String, String>,
     pub valid_until: Option<String>,
+    /// The block it was mined in, while mined or once final.
+    pub block_number: Option<u64>,
+    pub block_hash: Option<String>,
     pub decisions: Vec<DecisionView>,
     pub attempts: Vec<AttemptView>,
 }
@@ -293,6 +372,8 @@ pub struct DecisionView {
 #[derive(Debug, Serialize)]
 pub struct AttemptView {
     pub attempt: u32,
+    /// `send`, or a no-op for `cancel` or `expire`.
+    pub purpose: Purpose,
     pub hash: String,
     pub nonce: u64,
     pub max_fee_per_gas: String,
@@ -307,6 +388,8 @@ impl PoolTransaction {
             transaction: OzTransaction::new(tx, from),
             hints: tx.request.hints.iter().cloned().collect(),
             valid_until: tx.valid_until.map(time),
+            block_number: tx.mined_in.as_ref().map(|b| b.number),
+            block_hash: tx.mined_in.as_ref().map(|b| b.hash.clone()),
             decisions: tx.decisions.iter().map(DecisionView::from).collect(),
             attempts: tx.attempts.iter().map(AttemptView::from).collect(),
         }
@@ -330,6 +413,7 @@ impl From<&Attempt> for AttemptView {
     fn from(a: &Attempt) -> Self {
         AttemptView {
             attempt: a.attempt,
+            purpose: a.purpose,
             hash: a.hash.clone(),
             nonce: a.nonce,
             max_fee_per_gas: a.max_fee.to_string(),

@@ -2,7 +2,9 @@
 //! store and outbox), queue, worker (selector, nonce, fee, signer, chain),
 //! watcher (receipts, status).
 
+mod gasless;
 mod pricing;
+mod resend;
 mod watcher;
 mod worker;
 
@@ -19,9 +21,12 @@ use crate::plugins::{
 };
 use crate::queue::Queue;
 use crate::relayers::RelayerPool;
-use crate::store::{DecisionRecord, NewTransaction, Store, StoreError, Transaction, TxStatus, now_ms};
+use crate::store::{DecisionRecord, NewTransaction, Purpose, Store, StoreError, Transaction, TxStatus, now_ms};
 use pricing::Unpriced;
+pub use resend::HOST_KEY_ID;
+use resend::Replaced;
 
+pub use gasless::MetaTransaction;
 pub use watcher::Watcher;
 pub use worker::Worker;
 
@@ -39,8 +44,7 @@ pub enum SubmitError {
     Store(#[from] StoreError),
     #[error("a plugin call failed to run: {0}")]
     Plugin(String),
-    /// Mined or finished: nothing left to replace or cancel. Canceling a
-    /// sent transaction (a no-op at its nonce) is not offered yet.
+    /// Mined or finished: nothing left to replace or cancel.
     #[error("transaction {id} is {status}{}: it can no longer be {action}", .nonce.map(|n| format!(" with nonce {n}")).unwrap_or_default())]
     TooLate { id: String, status: TxStatus, nonce: Option<u64>, action: &'static str },
     /// The fee plugin cannot price a replacement (e.g. no bump under the cap).
@@ -56,10 +60,11 @@ pub enum SubmitError {
     /// A worker holds it between nonce and first send.
     #[error("transaction {0} is being sent right now; try again in a moment")]
     Busy(String),
-    #[error(
-        "transaction {0} is already sent: canceling it (a no-op at its nonce) is not supported yet; replace it instead"
-    )]
-    CancelSent(String),
+    /// A meta-transaction the forwarder would refuse.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the forwarder's nonce for the signer is {expected}, not {given}")]
+    NonceMismatch { given: U256, expected: U256 },
 }
 
 /// Settings of the relay path, from the `[network]` config.
@@ -70,6 +75,13 @@ pub struct RelaySettings {
     pub gas_limit_buffer_bps: u32,
     pub fee_history_blocks: u64,
     pub max_fee_cap: U256,
+    /// A submitted transaction not mined for this long is sent again with
+    /// bumped fees.
+    pub resubmit_after: Duration,
+    /// When a relayer is healthy, degraded or disabled.
+    pub health: crate::relayers::health::HealthPolicy,
+    /// The ERC-2771 forwarders meta-transactions may go through.
+    pub forwarders: Vec<alloy_primitives::Address>,
 }
 
 /// Everything a request passes through after the HTTP layer.
@@ -82,6 +94,8 @@ pub struct Relay {
     pub chain: Chain,
     pub settings: RelaySettings,
     usage: DailyCount,
+    /// Blocks the watcher has read since start.
+    blocks_scanned: AtomicU64,
 }
 
 /// A request accepted by the API, before the policy has seen it.
@@ -102,28 +116,43 @@ impl Relay {
         chain: Chain,
         settings: RelaySettings,
     ) -> Self {
-        Relay { store, queue, plugins, pool, chain, settings, usage: DailyCount::default() }
+        Relay {
+            store,
+            queue,
+            plugins,
+            pool,
+            chain,
+            settings,
+            usage: DailyCount::default(),
+            blocks_scanned: AtomicU64::new(0),
+        }
     }
 
     /// Runs the policy plugin and persists the accepted request with its
     /// queue entry. A denial persists nothing.
     pub async fn submit(&self, submission: Submission) -> Result<Transaction, SubmitError> {
         let Submission { mut request, relayer_id, valid_until } = submission;
-        match &relayer_id {
-            Some(id) => match self.pool.get(id) {
-                None => return Err(SubmitError::UnknownRelayer(id.clone())),
-                Some(relayer) if relayer.paused => return Err(SubmitError::RelayerPaused(id.clone())),
-                Some(_) => {}
-            },
-            None if self.pool.is_empty() => return Err(SubmitError::NoRelayers),
-            None => {}
-        }
+        self.check_relayer(relayer_id.as_deref())?;
         request.chain_id = self.chain.chain_id();
         let (request, record) = self.admit(request).await?;
         let id = request.id.clone();
         let new = NewTransaction { request, relayer_id, valid_until, decisions: vec![record], created_at: now_ms() };
         self.store.insert(&new).await?;
         self.stored(&id).await
+    }
+
+    /// The client's relayer exists and is not paused; or, with none, the
+    /// pool has relayers for the selector.
+    fn check_relayer(&self, relayer_id: Option<&str>) -> Result<(), SubmitError> {
+        match relayer_id {
+            Some(id) => match self.pool.get(id) {
+                None => Err(SubmitError::UnknownRelayer(id.to_string())),
+                Some(relayer) if relayer.paused => Err(SubmitError::RelayerPaused(id.to_string())),
+                Some(_) => Ok(()),
+            },
+            None if self.pool.is_empty() => Err(SubmitError::NoRelayers),
+            None => Ok(()),
+        }
     }
 
     /// Replaces a transaction not yet sent: the policy plugin judges the new
@@ -177,7 +206,10 @@ impl Relay {
             return Err(self.too_late(&id, "replaced").await);
         }
         match self.chain.send_raw(&priced.signed.raw).await {
-            Ok(()) => self.store.set_status(&id, TxStatus::Submitted, None).await?,
+            Ok(()) => {
+                let text = format!("submitted: the node accepted replacement attempt {}", priced.attempt.attempt);
+                self.store.transition(&id, TxStatus::Submitted, None, &host_record("replace", text)).await?
+            }
             Err(error) => {
                 let refused = error.refusal().is_some();
                 let text = format!("replacement attempt {} not accepted: {error}", priced.attempt.attempt);
@@ -191,17 +223,42 @@ impl Relay {
         self.stored(&id).await
     }
 
-    /// Cancels a transaction not yet sent.
+    /// Cancels a transaction: one not yet sent at once; a sent one by a
+    /// no-op at its nonce, which (once mined) makes it canceled.
     pub async fn cancel(&self, id: &str) -> Result<Transaction, SubmitError> {
         let record = host_record("api", "canceled by the client".into());
-        if !self.store.cancel_pending(id, "canceled by the client", &record).await? {
-            return Err(match self.stored(id).await?.status {
-                TxStatus::Pending => SubmitError::Busy(id.to_string()),
-                TxStatus::Sent | TxStatus::Submitted => SubmitError::CancelSent(id.to_string()),
-                _ => self.too_late(id, "canceled").await,
-            });
+        if self.store.cancel_pending(id, "canceled by the client", &record).await? {
+            return self.stored(id).await;
         }
-        self.stored(id).await
+        let current = self.stored(id).await?;
+        match current.status {
+            TxStatus::Pending => return Err(SubmitError::Busy(id.to_string())),
+            TxStatus::Sent | TxStatus::Submitted => {}
+            _ => return Err(self.too_late(id, "canceled").await),
+        }
+        let last_purpose = current.attempts.last().map(|a| a.purpose);
+        if last_purpose == Some(Purpose::Cancel) {
+            return Ok(current); // already being canceled
+        }
+        match self.replace_at_nonce(&current, Purpose::Cancel, "canceled by the client").await {
+            Ok(Replaced::Sent { accepted: Err(error), .. }) if error.refusal().is_some() => {
+                Err(SubmitError::ReplacementRefused(error.to_string()))
+            }
+            // Recorded: an unreachable node gets it from the dropped check.
+            Ok(Replaced::Sent { .. }) => {
+                crate::telemetry::chain_event("canceled");
+                self.stored(id).await
+            }
+            Ok(Replaced::CannotBump(reason)) => Err(SubmitError::CannotReplace(reason)),
+            Ok(Replaced::Moved) => Err(self.too_late(id, "canceled").await),
+            Err(error) => Err(SubmitError::ChainUnavailable(error)),
+        }
+    }
+
+    /// Blocks the watcher has read since this process started: after a
+    /// restart, only those past the checkpoint.
+    pub fn blocks_scanned(&self) -> u64 {
+        self.blocks_scanned.load(Ordering::Relaxed)
     }
 
     async fn stored(&self, id: &str) -> Result<Transaction, SubmitError> {

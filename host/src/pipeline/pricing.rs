@@ -4,10 +4,10 @@
 //! gets `network.gas_limit_buffer_bps` and the fee plugin's factor.
 
 use super::{Relay, fee_text, record};
-use crate::chain::ChainError;
+use crate::chain::{ChainError, Refusal};
 use crate::plugins::{AttemptFees, FeeDecision, PluginKind, TxRequest};
 use crate::relayers::{Relayer, SendFields, SignedTx};
-use crate::store::{Attempt, DecisionRecord, now_ms};
+use crate::store::{Attempt, DecisionRecord, Purpose, now_ms};
 
 /// Why no attempt could be priced.
 #[derive(Debug)]
@@ -33,7 +33,9 @@ impl Relay {
     pub(super) async fn estimate(&self, relayer: &Relayer, request: &TxRequest) -> Result<Result<u64, String>, String> {
         match self.chain.estimate_gas(relayer.address, request).await {
             Ok(estimate) => Ok(Ok(estimate)),
-            Err(ChainError::Refused(reason)) => Ok(Err(format!("gas estimation failed: {reason}"))),
+            Err(error @ ChainError::Refused { refusal: Refusal::Reverted | Refusal::Other, .. }) => {
+                Ok(Err(format!("gas estimation failed: {error}")))
+            }
             Err(error) => Err(error.to_string()),
         }
     }
@@ -95,6 +97,7 @@ impl Relay {
             priority_fee: fields.priority_fee,
             gas_limit,
             sent_at: now_ms(),
+            purpose: Purpose::Send,
             to: request.to,
             value: request.value,
             data: request.data.clone(),

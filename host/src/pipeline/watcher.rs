@@ -1,19 +1,39 @@
-//! The watcher: follows submitted transactions to their receipts and to the
-//! configured confirmation depth, and keeps each relayer's stats (balance,
-//! pending count, health) fresh for the selector. Before a relayer is
-//! offered at all, its nonce lane is synced from the chain's pending nonce.
+//! The watcher. Each poll, checkpointed per chain:
+//!
+//! - reads the blocks since the last one processed (one
+//!   `eth_getBlockReceipts` each) and settles the transactions included
+//!   there; after a restart it resumes from the checkpoint;
+//! - takes mined transactions to their confirmation depth, or back to
+//!   submitted when their block was reorganized away;
+//! - bumps the fees of what is not mined in time, replaces what expired with
+//!   a no-op, resends what the node dropped and fills nonce gaps;
+//! - keeps each relayer's stats fresh for the selector, syncing its nonce
+//!   lane from the chain before it is offered at all.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use alloy_primitives::B256;
 use tokio::sync::watch;
 
+use super::resend::Replaced;
 use super::{Relay, host_record};
+use crate::chain::Refusal;
 use crate::relayers::Relayer;
+use crate::relayers::RelayerStats;
 use crate::relayers::cache::RelayerHealth;
-use crate::store::{Transaction, TxStatus, now_ms};
+use crate::relayers::health::{Assessment, HealthState, Observed};
+use crate::store::{Attempt, Checkpoint, MinedIn, Purpose, Transaction, TxStatus, now_ms};
+use crate::telemetry::{self, METRICS};
 
 /// Transactions followed per poll.
-const BATCH: u32 = 500;
+const WATCHED: u32 = 5_000;
+/// Blocks read per poll at most, so a long outage catches up in steps.
+const BLOCKS_PER_POLL: u64 = 256;
+/// Blocks read back at the very first start, when there is no checkpoint.
+const FIRST_LOOKBACK: u64 = 64;
+/// Nonces of a lane looked at per poll.
+const LANE_SCAN: u32 = 64;
 
 #[derive(Debug)]
 pub struct Watcher {
@@ -34,19 +54,354 @@ impl Watcher {
                 _ = ticker.tick() => {}
             }
             self.refresh_relayers().await;
-            if let Err(error) = self.follow_receipts().await {
+            if let Err(error) = self.poll().await {
                 tracing::warn!(%error, "watcher poll failed; retrying next tick");
             }
         }
     }
 
-    /// Refreshes every relayer's stats; syncs the lane of any not yet synced.
-    pub async fn refresh_relayers(&self) {
-        for relayer in self.relay.pool.iter() {
-            if let Err(error) = self.refresh(relayer).await {
-                tracing::warn!(relayer = %relayer.id, %error, "relayer refresh failed; marked unhealthy");
-                relayer.update_stats(|stats| stats.healthy = false);
+    /// One round: blocks since the checkpoint, then every watched
+    /// transaction, then every relayer's lane.
+    pub async fn poll(&self) -> Result<(), String> {
+        let head = self.relay.chain.block_number().await.map_err(|e| e.to_string())?;
+        self.scan(head).await?;
+        let watched = self.relay.store.in_flight(WATCHED).await.map_err(|e| e.to_string())?;
+        let mut canonical = HashMap::new();
+        for tx in &watched {
+            if let Err(error) = self.check(tx, head, &mut canonical).await {
+                tracing::warn!(transaction = %tx.id(), %error, "transaction check failed; retrying next tick");
             }
+        }
+        for relayer in self.relay.pool.iter() {
+            if let Err(error) = self.check_lane(relayer).await {
+                tracing::warn!(relayer = %relayer.id, %error, "nonce lane check failed; retrying next tick");
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the blocks after the checkpoint (from a few blocks back if the
+    /// checkpoint's block was reorganized away) and settles what they
+    /// include; saves how far it got.
+    async fn scan(&self, head: u64) -> Result<(), String> {
+        let (chain, store) = (&self.relay.chain, &self.relay.store);
+        let from = match store.checkpoint(chain.chain_id()).await.map_err(|e| e.to_string())? {
+            Some(saved) => {
+                let hash = chain.block_hash(saved.block.number).await.map_err(|e| e.to_string())?;
+                if hash.is_some_and(|h| h.to_string() == saved.block.hash) {
+                    saved.block.number + 1
+                } else {
+                    let back = saved.block.number.saturating_sub(self.relay.settings.confirmations);
+                    tracing::warn!(
+                        checkpoint = saved.block.number,
+                        back,
+                        "the checkpoint's block is no longer canonical (reorg): reading again from an earlier block"
+                    );
+                    back
+                }
+            }
+            None => head.saturating_sub(FIRST_LOOKBACK),
+        };
+        if from > head {
+            return Ok(());
+        }
+        let to = head.min(from + BLOCKS_PER_POLL - 1);
+        let watched = store.in_flight(WATCHED).await.map_err(|e| e.to_string())?;
+        let mut by_hash: HashMap<B256, (&Transaction, &Attempt)> = HashMap::new();
+        for tx in &watched {
+            for attempt in &tx.attempts {
+                if let Ok(hash) = attempt.hash.parse() {
+                    by_hash.insert(hash, (tx, attempt));
+                }
+            }
+        }
+        let mut done = None;
+        let mut outcome = Ok(());
+        for number in from..=to {
+            let block = match chain.block_receipts(number).await {
+                Ok(Some(block)) => block,
+                Ok(None) => break,
+                Err(error) => {
+                    outcome = Err(error.to_string());
+                    break;
+                }
+            };
+            let mined_in = MinedIn { number, hash: block.hash.to_string() };
+            let mut settled = Ok(());
+            for (hash, success) in &block.receipts {
+                if let Some((tx, attempt)) = by_hash.get(hash) {
+                    settled = self.included(tx, attempt, &mined_in, *success, head).await;
+                    if settled.is_err() {
+                        break;
+                    }
+                }
+            }
+            if let Err(error) = settled {
+                outcome = Err(error);
+                break;
+            }
+            done = Some(mined_in);
+            self.relay.blocks_scanned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(block) = done {
+            METRICS
+                .watcher_checkpoint
+                .with_label_values(&[&chain.chain_id().to_string()])
+                .set(i64::try_from(block.number).unwrap_or(i64::MAX));
+            store.save_checkpoint(chain.chain_id(), &Checkpoint { block }).await.map_err(|e| e.to_string())?;
+        }
+        outcome
+    }
+
+    /// Settles `tx` because `attempt` is in `block`: mined, or final once deep
+    /// enough (confirmed; canceled or expired for a no-op; failed if it
+    /// reverted).
+    async fn included(
+        &self,
+        tx: &Transaction,
+        attempt: &Attempt,
+        block: &MinedIn,
+        success: bool,
+        head: u64,
+    ) -> Result<(), String> {
+        let depth = head.saturating_sub(block.number) + 1;
+        let deep = depth >= self.relay.settings.confirmations;
+        let status = match (deep, success) {
+            (false, _) => TxStatus::Mined,
+            (true, true) => attempt.purpose.final_status(),
+            (true, false) => TxStatus::Failed,
+        };
+        if status == tx.status && tx.mined_in.as_ref() == Some(block) {
+            return Ok(());
+        }
+        let reason = match (success, attempt.purpose, deep) {
+            (false, _, _) => Some(format!("reverted on chain in block {}", block.number)),
+            (true, Purpose::Send, _) => None,
+            (true, Purpose::Cancel, false) => Some("the cancel no-op is mined; canceled once confirmed".into()),
+            (true, Purpose::Expire, false) => Some("the expiry no-op is mined; expired once confirmed".into()),
+            (true, Purpose::Cancel, true) => Some("canceled: a no-op took its nonce".into()),
+            (true, Purpose::Expire, true) => Some("expired: valid_until passed and a no-op took its nonce".into()),
+        };
+        let text = format!("{status} in block {} (attempt {}, depth {depth})", block.number, attempt.attempt);
+        let store = &self.relay.store;
+        store.add_decision(tx.id(), &host_record("watcher", text)).await.map_err(|e| e.to_string())?;
+        store
+            .settle(tx.id(), status, reason.as_deref(), attempt.attempt, Some(block))
+            .await
+            .map_err(|e| e.to_string())?;
+        if status.is_final()
+            && let Some(relayer) = tx.relayer_id.as_deref().and_then(|id| self.relay.pool.get(id))
+        {
+            relayer.update_stats(|stats| stats.pending = stats.pending.saturating_sub(1));
+        }
+        Ok(())
+    }
+
+    /// Looks up the receipts of every attempt of `tx`, newest first, and
+    /// settles it by the one included. Whether one was.
+    async fn follow(&self, tx: &Transaction, head: u64) -> Result<bool, String> {
+        for attempt in tx.attempts.iter().rev() {
+            let hash = attempt.hash.parse().map_err(|_| format!("stored hash `{}` is not a hash", attempt.hash))?;
+            let Some(inclusion) = self.relay.chain.inclusion(hash).await.map_err(|e| e.to_string())? else {
+                continue;
+            };
+            let block = MinedIn { number: inclusion.block_number, hash: inclusion.block_hash.to_string() };
+            self.included(tx, attempt, &block, inclusion.success, head).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn check(
+        &self,
+        tx: &Transaction,
+        head: u64,
+        canonical: &mut HashMap<u64, Option<B256>>,
+    ) -> Result<(), String> {
+        match tx.status {
+            TxStatus::Mined => self.check_mined(tx, head, canonical).await,
+            TxStatus::Submitted => self.check_submitted(tx, head).await,
+            // Sent: a worker holds it.
+            _ => Ok(()),
+        }
+    }
+
+    /// A mined transaction whose block is gone goes back to submitted (or
+    /// to the block that now holds it); one deep enough is final.
+    async fn check_mined(
+        &self,
+        tx: &Transaction,
+        head: u64,
+        canonical: &mut HashMap<u64, Option<B256>>,
+    ) -> Result<(), String> {
+        let Some(mined) = &tx.mined_in else {
+            // Mined before blocks were recorded: by its receipt.
+            return self.follow(tx, head).await.map(drop);
+        };
+        let hash = match canonical.get(&mined.number) {
+            Some(hash) => *hash,
+            None => {
+                let hash = self.relay.chain.block_hash(mined.number).await.map_err(|e| e.to_string())?;
+                canonical.insert(mined.number, hash);
+                hash
+            }
+        };
+        if hash.is_some_and(|h| h.to_string() == mined.hash) {
+            let deep = head.saturating_sub(mined.number) + 1 >= self.relay.settings.confirmations;
+            // Deep enough: its receipt tells success, and confirms the block.
+            return if deep { self.follow(tx, head).await.map(drop) } else { Ok(()) };
+        }
+        if self.follow(tx, head).await? {
+            return Ok(()); // included again, elsewhere
+        }
+        let attempt = tx.attempts.iter().find(|a| Some(&a.hash) == tx.hash.as_ref()).or(tx.attempts.last());
+        let Some(attempt) = attempt else { return Ok(()) };
+        tracing::warn!(transaction = %tx.id(), block = mined.number, "block reorganized away: back to submitted");
+        telemetry::chain_event("reorged");
+        let text = format!("block {} ({}) was reorganized away: back to submitted", mined.number, mined.hash);
+        let store = &self.relay.store;
+        store.add_decision(tx.id(), &host_record("watcher", text)).await.map_err(|e| e.to_string())?;
+        let reason = "its block was reorganized away; waiting to be mined again";
+        store.settle(tx.id(), TxStatus::Submitted, Some(reason), attempt.attempt, None).await.map_err(|e| e.to_string())
+    }
+
+    /// A submitted transaction past `valid_until` is replaced by a no-op;
+    /// one not mined within `resubmit_after` is sent again with bumped fees.
+    async fn check_submitted(&self, tx: &Transaction, head: u64) -> Result<(), String> {
+        let Some(last) = tx.attempts.last() else { return Ok(()) };
+        let now = now_ms();
+        let expired = last.purpose == Purpose::Send && tx.valid_until.is_some_and(|until| until < now);
+        let waited = now - last.sent_at;
+        let due = u128::try_from(waited).unwrap_or(0) >= self.relay.settings.resubmit_after.as_millis();
+        if !expired && !due {
+            return Ok(());
+        }
+        // A receipt the block scan has not reached (or never will: mined
+        // before the first checkpoint).
+        if self.follow(tx, head).await? {
+            return Ok(());
+        }
+        let (purpose, why) = match expired {
+            true => (Purpose::Expire, "valid_until passed before it was mined".to_string()),
+            false => (last.purpose, format!("not mined after {} ms", waited)),
+        };
+        match self.relay.replace_at_nonce(tx, purpose, &why).await? {
+            Replaced::CannotBump(reason) => {
+                let status_reason = format!("cannot bump: {reason}");
+                let store = &self.relay.store;
+                let shown = tx.status_reason.as_deref();
+                // The trail says it once; the status keeps the latest numbers.
+                let set = if !shown.is_some_and(|r| r.starts_with("cannot bump")) {
+                    tracing::warn!(transaction = %tx.id(), %reason, "stuck and cannot bump under the cap");
+                    telemetry::chain_event("cannot_bump");
+                    let text = format!("{why}; {status_reason}; it stays pending at its current fees");
+                    let record = host_record("resubmit", text);
+                    store.transition(tx.id(), TxStatus::Submitted, Some(&status_reason), &record).await
+                } else if shown != Some(status_reason.as_str()) {
+                    store.set_status(tx.id(), TxStatus::Submitted, Some(&status_reason)).await
+                } else {
+                    Ok(())
+                };
+                set.map_err(|e| e.to_string())?;
+            }
+            Replaced::Sent { attempt, accepted } => {
+                tracing::info!(transaction = %tx.id(), attempt, ?purpose, accepted = accepted.is_ok(), "replaced at its nonce");
+                telemetry::chain_event(if purpose == Purpose::Expire { "expired" } else { "resubmitted" });
+                if let Err(error) = accepted
+                    && error.refusal() == Some(Refusal::NonceTooLow)
+                    && let Some(relayer) = tx.relayer_id.as_deref().and_then(|id| self.relay.pool.get(id))
+                    && let Some(fresh) = self.relay.store.get(tx.id()).await.map_err(|e| e.to_string())?
+                {
+                    self.relay.nonce_taken(&fresh, relayer).await?;
+                }
+            }
+            Replaced::Moved => {}
+        }
+        Ok(())
+    }
+
+    /// The nonces between the node's pending nonce and the lane's next: a
+    /// sent transaction the node no longer has is sent again; a nonce no
+    /// transaction will use is filled with a no-op.
+    async fn check_lane(&self, relayer: &Relayer) -> Result<(), String> {
+        if !relayer.stats().lane_synced {
+            return Ok(());
+        }
+        let pending = self.relay.chain.pending_nonce(relayer.address).await.map_err(|e| e.to_string())?;
+        let lane = self.relay.store.lane(&relayer.id, pending, LANE_SCAN).await.map_err(|e| e.to_string())?;
+        if lane.next <= pending {
+            return Ok(());
+        }
+        // A worker sends within moments of signing: leave it that long.
+        let grace = i64::try_from(self.relay.settings.poll_interval.as_millis() * 4).unwrap_or(i64::MAX).max(2_000);
+        let now = now_ms();
+        for nonce in pending..lane.next.min(pending + u64::from(LANE_SCAN)) {
+            match lane.holders.iter().find(|h| h.nonce == nonce) {
+                Some(holder) if matches!(holder.status, TxStatus::Sent | TxStatus::Submitted) => {
+                    if holder.last_sent_at.is_some_and(|at| now - at >= grace)
+                        && self.relay.resend_if_dropped(&holder.id).await?
+                    {
+                        tracing::warn!(relayer = %relayer.id, nonce, transaction = %holder.id, "dropped by the node: sent again");
+                        telemetry::chain_event("dropped_resent");
+                    }
+                }
+                // Pending with its nonce: a worker prices it, unless its
+                // queue entry was lost long ago.
+                Some(holder) if holder.status == TxStatus::Pending => {
+                    let idle = now - holder.updated_at;
+                    if u128::try_from(idle).unwrap_or(0) >= self.relay.settings.resubmit_after.as_millis() {
+                        let text = format!("nonce {nonce} held for {idle} ms without an attempt: queued again");
+                        if self
+                            .relay
+                            .store
+                            .requeue(&holder.id, &host_record("queue", text))
+                            .await
+                            .map_err(|e| e.to_string())?
+                        {
+                            tracing::warn!(relayer = %relayer.id, nonce, transaction = %holder.id, "stalled with a nonce: queued again");
+                            telemetry::chain_event("requeued");
+                        }
+                    }
+                }
+                // Mined.
+                Some(holder) if !holder.status.is_final() => {}
+                _ => {
+                    if self.relay.fill_gap(relayer, nonce).await? {
+                        tracing::warn!(relayer = %relayer.id, nonce, "nonce gap: filled with a no-op");
+                        telemetry::chain_event("gap_filled");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refreshes every relayer's stats and judges its health; syncs the
+    /// lane of any not yet synced. A change of state is logged as an event.
+    pub async fn refresh_relayers(&self) {
+        // Reachability is checked every round, whatever the health cache
+        // holds; the endpoints are shared, so once for all.
+        let reachable = self.relay.chain.block_number().await.map(drop).map_err(|e| e.to_string());
+        for relayer in self.relay.pool.iter() {
+            let checked = match &reachable {
+                Ok(()) => self.refresh(relayer).await,
+                Err(error) => Err(error.clone()),
+            };
+            let stats = relayer.stats();
+            let observed = Observed {
+                reachable: checked,
+                balance: stats.balance,
+                pending: stats.pending,
+                recent: stats.recent.iter().copied().collect(),
+                latency_ms: stats.latency_ms,
+            };
+            let verdict = self.relay.settings.health.assess(&observed);
+            announce(relayer, &stats.health, &verdict);
+            export(relayer, &stats, &verdict);
+            relayer.update_stats(|live| {
+                live.health = verdict;
+                live.checked_at_ms = Some(now_ms());
+            });
         }
     }
 
@@ -69,7 +424,6 @@ impl Watcher {
             live.balance = balance;
             live.nonce = health.chain_nonce;
             live.pending = u32::try_from(counts.pending).unwrap_or(u32::MAX);
-            live.healthy = health.healthy;
         });
         Ok(())
     }
@@ -99,52 +453,35 @@ impl Watcher {
         }
         Ok(health)
     }
+}
 
-    async fn follow_receipts(&self) -> Result<(), String> {
-        let in_flight = self.relay.store.in_flight(BATCH).await.map_err(|e| e.to_string())?;
-        if in_flight.is_empty() {
-            return Ok(());
-        }
-        let head = self.relay.chain.block_number().await.map_err(|e| e.to_string())?;
-        for tx in in_flight {
-            if let Err(error) = self.follow(&tx, head).await {
-                tracing::warn!(transaction = %tx.id(), %error, "receipt check failed");
-            }
-        }
-        Ok(())
+/// Logs a relayer's change of health as an event operators can alert on.
+fn announce(relayer: &Relayer, before: &Assessment, after: &Assessment) {
+    let reasons = after.reasons.join("; ");
+    if after.low_balance && !before.low_balance {
+        tracing::warn!(relayer = %relayer.id, address = %relayer.address, %reasons, "relayer balance low");
     }
-
-    async fn follow(&self, tx: &Transaction, head: u64) -> Result<(), String> {
-        let store = &self.relay.store;
-        // Newest attempt first: a replacement is the likelier to be mined.
-        for attempt in tx.attempts.iter().rev() {
-            let hash = attempt.hash.parse().map_err(|_| format!("stored hash `{}` is not a hash", attempt.hash))?;
-            let Some(inclusion) = self.relay.chain.inclusion(hash).await.map_err(|e| e.to_string())? else {
-                continue;
-            };
-            let depth = head.saturating_sub(inclusion.block_number) + 1;
-            let (status, reason) = match (inclusion.success, depth >= self.relay.settings.confirmations) {
-                (false, _) => {
-                    (TxStatus::Failed, Some(format!("reverted on chain in block {}", inclusion.block_number)))
-                }
-                (true, true) => (TxStatus::Confirmed, None),
-                (true, false) => (TxStatus::Mined, None),
-            };
-            if status != tx.status {
-                let text = format!(
-                    "{status} in block {} (attempt {}, depth {depth})",
-                    inclusion.block_number, attempt.attempt
-                );
-                store.add_decision(tx.id(), &host_record("watcher", text)).await.map_err(|e| e.to_string())?;
-                store.settle(tx.id(), status, reason.as_deref(), attempt.attempt).await.map_err(|e| e.to_string())?;
-                if status.is_final()
-                    && let Some(relayer) = tx.relayer_id.as_deref().and_then(|id| self.relay.pool.get(id))
-                {
-                    relayer.update_stats(|stats| stats.pending = stats.pending.saturating_sub(1));
-                }
-            }
-            return Ok(());
+    if after.state == before.state {
+        return;
+    }
+    match after.state {
+        HealthState::Disabled => {
+            tracing::warn!(relayer = %relayer.id, %reasons, "relayer disabled: not offered to the selector")
         }
-        Ok(())
+        HealthState::Degraded => tracing::warn!(relayer = %relayer.id, %reasons, "relayer degraded"),
+        _ if before.state == HealthState::Disabled => tracing::info!(relayer = %relayer.id, "relayer enabled again"),
+        _ => tracing::info!(relayer = %relayer.id, state = %after.state, "relayer health"),
+    }
+}
+
+/// The relayer's gauges.
+fn export(relayer: &Relayer, stats: &RelayerStats, verdict: &Assessment) {
+    let id = relayer.id.as_str();
+    METRICS.relayer_balance.with_label_values(&[id]).set(f64::from(stats.balance));
+    METRICS.relayer_low_balance.with_label_values(&[id]).set(i64::from(verdict.low_balance));
+    METRICS.relayer_pending.with_label_values(&[id]).set(i64::from(stats.pending));
+    METRICS.relayer_nonce.with_label_values(&[id]).set(i64::try_from(stats.nonce).unwrap_or(i64::MAX));
+    for state in [HealthState::Unchecked, HealthState::Healthy, HealthState::Degraded, HealthState::Disabled] {
+        METRICS.relayer_state.with_label_values(&[id, state.as_str()]).set(i64::from(state == verdict.state));
     }
 }

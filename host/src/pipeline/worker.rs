@@ -5,16 +5,18 @@
 //! signed bytes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::pricing::Unpriced;
+use super::resend::sign_attempt;
 use super::{Relay, host_record, record, selection_text};
-use crate::chain::ChainError;
-use crate::plugins::{PluginKind, Selection, TxRequest};
+use crate::chain::Refusal;
+use crate::plugins::{PluginKind, Selection};
 use crate::queue::{Delivery, RetryOutcome};
-use crate::relayers::{Relayer, SendFields};
+use crate::relayers::Relayer;
+use crate::relayers::health::HealthState;
 use crate::store::{Attempt, StoreError, Transaction, TxStatus, now_ms};
 
 /// How long one `receive` waits before the worker checks for shutdown.
@@ -73,7 +75,8 @@ impl Worker {
         match outcome {
             Ok(Some((RetryOutcome::DeadLettered, error))) => {
                 let reason = format!("gave up after {} deliveries: {error}", delivery.attempt);
-                if let Err(e) = self.relay.store.set_status(&id, TxStatus::Failed, Some(&reason)).await {
+                let record = host_record("queue", reason.clone());
+                if let Err(e) = self.relay.store.transition(&id, TxStatus::Failed, Some(&reason), &record).await {
                     tracing::error!(transaction = %id, error = %e, "dead-lettered but could not mark failed");
                 }
             }
@@ -94,7 +97,11 @@ impl Worker {
             return Ok(Step::Done);
         }
         if tx.nonce.is_none() && tx.valid_until.is_some_and(|until| until < now_ms()) {
-            store.set_status(id, TxStatus::Expired, Some("valid_until passed before it was sent")).await.map_err(s)?;
+            let reason = "valid_until passed before it was sent";
+            store
+                .transition(id, TxStatus::Expired, Some(reason), &host_record("queue", reason.into()))
+                .await
+                .map_err(s)?;
             return Ok(Step::Done);
         }
         let (relayer, tx, estimate) = match tx.nonce {
@@ -152,16 +159,17 @@ impl Worker {
                 (relayer, record(PluginKind::Selector, &decision, text))
             }
         };
-        if !relayer.stats().healthy {
-            return Ok(Err(Step::Retry(format!("relayer `{}` is not healthy yet", relayer.id))));
+        let health = relayer.stats().health;
+        if !health.state.is_offered() {
+            let why = health.reasons.join("; ");
+            return Ok(Err(Step::Retry(format!("relayer `{}` is {}: {why}", relayer.id, health.state))));
         }
         let estimate = match tx.request.gas_limit {
             Some(_) => None,
             None => match self.relay.estimate(relayer, &tx.request).await? {
                 Ok(estimate) => Some(estimate),
                 Err(reverted) => {
-                    store.add_decision(&id, &decision).await.map_err(s)?;
-                    store.set_status(&id, TxStatus::Failed, Some(&reverted)).await.map_err(s)?;
+                    store.transition(&id, TxStatus::Failed, Some(&reverted), &decision).await.map_err(s)?;
                     return Ok(Err(Step::Done));
                 }
             },
@@ -215,52 +223,77 @@ impl Worker {
         }
     }
 
+    /// Sends a recorded attempt and acts on the node's answer, by class.
     async fn send(&self, tx: &Transaction, relayer: &Relayer, attempt: &Attempt) -> Result<Step, String> {
-        let fields = SendFields {
-            chain_id: self.relay.chain.chain_id(),
-            nonce: attempt.nonce,
-            gas_limit: attempt.gas_limit,
-            max_fee: attempt.max_fee,
-            priority_fee: attempt.priority_fee,
-        };
-        // Re-signed from what the attempt recorded, so the bytes match its hash.
-        let request =
-            TxRequest { to: attempt.to, value: attempt.value, data: attempt.data.clone(), ..tx.request.clone() };
-        let signed = relayer.sign_transaction(&request, fields).map_err(|e| e.to_string())?;
-        if signed.hash.to_string() != attempt.hash {
-            return Err(format!("re-signing attempt {} gave a different hash; refusing to send", attempt.attempt));
-        }
-        let started = Instant::now();
-        let sent = self.relay.chain.send_raw(&signed.raw).await;
-        let elapsed = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        let signed = sign_attempt(self.relay.chain.chain_id(), relayer, tx, attempt)?;
         let store = &self.relay.store;
-        match sent {
+        let error = match self.relay.send_signed(relayer, &signed).await {
             Ok(()) => {
-                relayer.note_send(elapsed, true);
-                store.set_status(tx.id(), TxStatus::Submitted, None).await.map_err(s)?;
+                let text = format!("submitted: the node accepted attempt {} ({})", attempt.attempt, attempt.hash);
+                store.submitted(tx.id(), &host_record("send", text)).await.map_err(s)?;
+                return Ok(Step::Done);
+            }
+            Err(error) => error,
+        };
+        let Some(refusal) = error.refusal() else { return Ok(Step::Retry(error.to_string())) };
+        // Sent before a crash and already mined: the node no longer takes
+        // that nonce, but the receipt is ours.
+        for sent in tx.attempts.iter().rev() {
+            let hash = sent.hash.parse().map_err(|_| format!("stored hash `{}` is not a hash", sent.hash))?;
+            if self.relay.chain.inclusion(hash).await.is_ok_and(|r| r.is_some()) {
+                let text = format!("attempt {} was already mined (sent before a restart)", sent.attempt);
+                store.submitted(tx.id(), &host_record("send", text)).await.map_err(s)?;
+                return Ok(Step::Done);
+            }
+        }
+        let note =
+            |text: String| async move { store.add_decision(tx.id(), &host_record("send", text)).await.map_err(s) };
+        let nonce = attempt.nonce;
+        match refusal {
+            Refusal::NonceTooLow => {
+                note(format!("attempt {} refused: {error}", attempt.attempt)).await?;
+                self.relay.nonce_taken(tx, relayer).await?;
+                relayer.update_stats(|stats| stats.pending = stats.pending.saturating_sub(1));
                 Ok(Step::Done)
             }
-            Err(error @ ChainError::Refused(_)) => {
-                relayer.note_send(elapsed, false);
-                // Sent before a crash and already mined: the node no longer
-                // takes that nonce, but the receipt is ours.
-                if self.relay.chain.inclusion(signed.hash).await.is_ok_and(|r| r.is_some()) {
-                    store.set_status(tx.id(), TxStatus::Submitted, None).await.map_err(s)?;
-                    return Ok(Step::Done);
-                }
-                let reason = format!("the node refused the transaction: {}", error.refusal().unwrap_or_default());
-                relayer.update_stats(|stats| stats.pending = stats.pending.saturating_sub(1));
-                self.fail(tx, &reason).await
+            Refusal::NonceTooHigh => {
+                note(format!(
+                    "nonce {nonce} refused as too high: a lower nonce is missing; the lane resyncs and a gap is filled"
+                ))
+                .await?;
+                self.relay.resync_lane(relayer).await?;
+                Ok(Step::Retry(error.to_string()))
             }
-            Err(error) => Ok(Step::Retry(error.to_string())),
+            Refusal::ReplacementUnderpriced if attempt.attempt > 1 => {
+                // An earlier attempt of ours holds the nonce in the mempool.
+                let text =
+                    format!("attempt {} refused ({error}); the earlier attempt stays in flight", attempt.attempt);
+                store.submitted(tx.id(), &host_record("send", text)).await.map_err(s)?;
+                Ok(Step::Done)
+            }
+            Refusal::ReplacementUnderpriced | Refusal::InsufficientFunds => {
+                if refusal == Refusal::InsufficientFunds {
+                    // Until the next check finds it funded.
+                    relayer.update_stats(|stats| {
+                        stats.health.state = HealthState::Disabled;
+                        stats.health.reasons = vec![format!("the node refused a send: {error}")];
+                    });
+                }
+                note(format!("attempt {} refused, retrying later: {error}", attempt.attempt)).await?;
+                Ok(Step::Retry(error.to_string()))
+            }
+            Refusal::AlreadyKnown | Refusal::Reverted | Refusal::Other => {
+                relayer.update_stats(|stats| stats.pending = stats.pending.saturating_sub(1));
+                // Its nonce is never used: the watcher fills it with a no-op.
+                self.fail(tx, &format!("the node refused the transaction: {error}")).await
+            }
         }
     }
 
     /// Fails a transaction that holds a nonce, with the reason in its trail.
     async fn fail(&self, tx: &Transaction, reason: &str) -> Result<Step, String> {
-        let store = &self.relay.store;
-        store.add_decision(tx.id(), &host_record("send", reason.to_string())).await.map_err(s)?;
-        store.set_status(tx.id(), TxStatus::Failed, Some(reason)).await.map_err(s)?;
+        let record = host_record("send", reason.to_string());
+        self.relay.store.transition(tx.id(), TxStatus::Failed, Some(reason), &record).await.map_err(s)?;
         Ok(Step::Done)
     }
 }

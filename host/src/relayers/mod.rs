@@ -2,8 +2,9 @@
 //! and live stats. The stats become the selector plugin's candidates.
 
 pub mod cache;
+pub mod health;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
@@ -30,12 +31,15 @@ pub struct RelayerStats {
     /// Sent and not yet mined.
     pub pending: u32,
     pub balance: U256,
-    /// The chain answered the last refresh and the balance is above zero.
-    pub healthy: bool,
-    /// Smoothed time the node took to accept a send.
+    /// The last check's verdict.
+    pub health: health::Assessment,
+    /// When it was last checked (ms since the epoch).
+    pub checked_at_ms: Option<i64>,
+    /// Smoothed time the node took to answer a send.
     pub latency_ms: u32,
     pub sends: u64,
-    pub refused_sends: u64,
+    /// The last [`health::RECENT_SENDS`] sends, oldest first: accepted or not.
+    pub recent: VecDeque<bool>,
     /// The chain's pending nonce at the last refresh.
     pub nonce: u64,
     /// The nonce lane has been synced from the chain since start.
@@ -43,11 +47,15 @@ pub struct RelayerStats {
 }
 
 impl RelayerStats {
-    fn success_rate_bps(&self) -> u32 {
-        if self.sends == 0 {
-            return 10_000;
-        }
-        ((self.sends - self.refused_sends.min(self.sends)) * 10_000 / self.sends) as u32
+    /// Offered to the selector: checked, and not disabled.
+    pub fn is_offered(&self) -> bool {
+        self.health.state.is_offered()
+    }
+
+    /// Recent success rate; 100% until enough sends were seen.
+    pub fn success_rate_bps(&self) -> u32 {
+        let recent: Vec<bool> = self.recent.iter().copied().collect();
+        health::success_rate_bps(&recent).unwrap_or(10_000)
     }
 }
 
@@ -126,7 +134,10 @@ impl Relayer {
         self.update_stats(|s| {
             s.latency_ms = if s.sends == 0 { latency_ms } else { (s.latency_ms * 7 + latency_ms) / 8 };
             s.sends += 1;
-            s.refused_sends += u64::from(!accepted);
+            if s.recent.len() == health::RECENT_SENDS {
+                s.recent.pop_front();
+            }
+            s.recent.push_back(accepted);
         });
     }
 
@@ -138,7 +149,9 @@ impl Relayer {
             weight: self.weight,
             labels: self.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             pending_count: stats.pending,
-            healthy: stats.healthy,
+            // Degraded ones are offered too, as healthy: the selector sees
+            // their latency, success rate and pending count.
+            healthy: stats.is_offered(),
             balance: stats.balance,
             success_rate_bps: stats.success_rate_bps(),
             latency_ms: stats.latency_ms,
@@ -224,9 +237,9 @@ impl RelayerPool {
         self.relayers.is_empty()
     }
 
-    /// The selector's choices: every relayer not paused.
+    /// The selector's choices: every relayer neither paused nor disabled.
     pub fn candidates(&self) -> Vec<Candidate> {
-        self.relayers.iter().filter(|r| !r.paused).map(Relayer::candidate).collect()
+        self.relayers.iter().filter(|r| !r.paused && r.stats().is_offered()).map(Relayer::candidate).collect()
     }
 }
 

@@ -125,11 +125,91 @@ pub struct DecisionRecord {
     pub at: i64,
 }
 
+/// Why an attempt was sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// The transaction itself (first send, fee bump or replacement).
+    #[default]
+    Send,
+    /// A no-op at its nonce, because the client canceled it.
+    Cancel,
+    /// A no-op at its nonce, because `valid_until` passed.
+    Expire,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Send => "send",
+            Purpose::Cancel => "cancel",
+            Purpose::Expire => "expire",
+        }
+    }
+
+    /// The status once this attempt is mined deep enough.
+    pub fn final_status(self) -> TxStatus {
+        match self {
+            Purpose::Send => TxStatus::Confirmed,
+            Purpose::Cancel => TxStatus::Canceled,
+            Purpose::Expire => TxStatus::Expired,
+        }
+    }
+}
+
+impl FromStr for Purpose {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Purpose::Send, Purpose::Cancel, Purpose::Expire]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown attempt purpose `{s}`"))
+    }
+}
+
+/// The block a transaction was mined in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinedIn {
+    pub number: u64,
+    /// Its hash when it was seen: another hash at that height later means
+    /// the block was reorganized away.
+    pub hash: String,
+}
+
+/// The watcher's progress on one chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub block: MinedIn,
+}
+
+/// Who holds a nonce of a relayer's lane.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    pub nonce: u64,
+    pub id: String,
+    pub status: TxStatus,
+    /// When its latest attempt was signed, if it has one.
+    pub last_sent_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+/// A relayer's nonce lane from some nonce on: the next nonce it will hand
+/// out and the transactions holding the nonces below it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lane {
+    pub next: u64,
+    /// Ascending by nonce.
+    pub holders: Vec<Holder>,
+}
+
 /// A send of the transaction: the first, or a replacement at the same nonce
 /// (which may carry other content: see [`Store::replace_sent`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     pub attempt: u32,
+    #[serde(default)]
+    pub purpose: Purpose,
     pub hash: String,
     pub nonce: u64,
     pub max_fee: U256,
@@ -174,6 +254,8 @@ pub struct Transaction {
     pub updated_at: i64,
     pub sent_at: Option<i64>,
     pub confirmed_at: Option<i64>,
+    /// Set while mined (or final after being mined).
+    pub mined_in: Option<MinedIn>,
 }
 
 impl Transaction {
@@ -260,9 +342,60 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Result<bool, StoreError>;
 
     /// Moves the transaction to `status` because attempt `attempt` was
-    /// included: the transaction shows that attempt's hash, fees and
-    /// content, whichever attempt was sent last.
-    async fn settle(&self, id: &str, status: TxStatus, reason: Option<&str>, attempt: u32) -> Result<(), StoreError>;
+    /// included in `block` (or, with `None`, back to submitted after a
+    /// reorg): the transaction shows that attempt's hash and fees and, for a
+    /// [`Purpose::Send`], its content, whichever attempt was sent last.
+    async fn settle(
+        &self,
+        id: &str,
+        status: TxStatus,
+        reason: Option<&str>,
+        attempt: u32,
+        block: Option<&MinedIn>,
+    ) -> Result<(), StoreError>;
+
+    /// Records a fee bump, cancel or expiry no-op of a sent or submitted
+    /// transaction at its nonce, keeping its content: the transaction shows
+    /// the new attempt's hash and fees and `reason`. `false` when it is no
+    /// longer sent or submitted at that nonce.
+    async fn bump(
+        &self,
+        id: &str,
+        attempt: &Attempt,
+        decisions: &[DecisionRecord],
+        reason: Option<&str>,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives back the nonce of a transaction the chain says was used by
+    /// someone else ("nonce too low" and none of its attempts mined): it
+    /// drops its attempts, returns to pending and is queued again, to be
+    /// given a new nonce. `false` when it holds no nonce or is past
+    /// submitted.
+    async fn release_nonce(&self, id: &str, decision: &DecisionRecord) -> Result<bool, StoreError>;
+
+    /// Inserts `filler`, a no-op at `attempt.nonce` of its relayer, already
+    /// priced, with its queue entry, to fill a gap in the lane. A finished
+    /// transaction whose nonce was never used gives it up; `false` (and
+    /// nothing changes) when an unfinished one holds it.
+    async fn fill_gap(
+        &self,
+        filler: &NewTransaction,
+        attempt: &Attempt,
+        decisions: &[DecisionRecord],
+    ) -> Result<bool, StoreError>;
+
+    /// Queues again a transaction that holds a nonce but has no attempt
+    /// (its queue entry was lost: dead-lettered by a broker, or abandoned),
+    /// with `decision` in its trail. `false` when it is not in that state.
+    async fn requeue(&self, id: &str, decision: &DecisionRecord) -> Result<bool, StoreError>;
+
+    /// The relayer's lane from nonce `from` on (at most `limit` holders).
+    async fn lane(&self, relayer_id: &str, from: u64, limit: u32) -> Result<Lane, StoreError>;
+
+    /// The watcher's last processed block on `chain_id`.
+    async fn checkpoint(&self, chain_id: u64) -> Result<Option<Checkpoint>, StoreError>;
+
+    async fn save_checkpoint(&self, chain_id: u64, checkpoint: &Checkpoint) -> Result<(), StoreError>;
 
     /// Sets the relayer's next nonce from the chain's pending nonce, or past
     /// the highest nonce already assigned to an unfinished transaction, so
@@ -282,10 +415,26 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Moves the transaction to `status`, with a reason shown to clients.
     async fn set_status(&self, id: &str, status: TxStatus, reason: Option<&str>) -> Result<(), StoreError>;
 
+    /// Moves the transaction to `status` with `decision` (the step that
+    /// moved it) in its trail, in one database transaction.
+    async fn transition(
+        &self,
+        id: &str,
+        status: TxStatus,
+        reason: Option<&str>,
+        decision: &DecisionRecord,
+    ) -> Result<(), StoreError>;
+
+    /// Moves a sent transaction to submitted (the node has it), with
+    /// `decision` in its trail. `false`, and nothing changes, when it has
+    /// already moved on: a send that finishes late must not undo what the
+    /// watcher did meanwhile.
+    async fn submitted(&self, id: &str, decision: &DecisionRecord) -> Result<bool, StoreError>;
+
     /// Appends a decision to the trail without changing anything else.
     async fn add_decision(&self, id: &str, decision: &DecisionRecord) -> Result<(), StoreError>;
 
-    /// Transactions the watcher follows: submitted or mined.
+    /// Transactions the watcher follows: sent, submitted or mined.
     async fn in_flight(&self, limit: u32) -> Result<Vec<Transaction>, StoreError>;
 
     /// Unfinished transactions of a relayer (for cancel-all-pending).

@@ -23,8 +23,8 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row};
 
 use super::{
-    Attempt, DecisionRecord, NewTransaction, NonceAssignment, Page, RelayerCounts, Store, StoreError, Transaction,
-    TxStatus, now_ms,
+    Attempt, Checkpoint, DecisionRecord, Holder, Lane, MinedIn, NewTransaction, NonceAssignment, Page, Purpose,
+    RelayerCounts, Store, StoreError, Transaction, TxStatus, now_ms,
 };
 use crate::config::redact_url;
 use crate::plugins::TxRequest;
@@ -283,9 +283,7 @@ impl SqlStore {
         }
         let mut attempts: HashMap<String, Vec<Attempt>> = HashMap::new();
         let sql = format!(
-            "SELECT transaction_id, attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at, to_address, value,
-                 data
-             FROM attempts WHERE transaction_id IN ({ids}) ORDER BY attempt"
+            "SELECT transaction_id, {ATTEMPT_COLUMNS} FROM attempts WHERE transaction_id IN ({ids}) ORDER BY attempt"
         );
         let sql = self.backend.sql(&sql);
         let mut query = sqlx::query(&sql);
@@ -304,6 +302,142 @@ impl SqlStore {
 
     async fn first(&self, row: Option<AnyRow>) -> Result<Option<Transaction>, StoreError> {
         Ok(self.with_details(row.into_iter().collect()).await?.pop())
+    }
+
+    /// Inserts an accepted request with its decisions and queue entry.
+    async fn insert_in(&self, dbtx: &mut sqlx::Transaction<'_, Any>, tx: &NewTransaction) -> Result<(), StoreError> {
+        let inserted = sqlx::query(&self.backend.sql(
+            "INSERT INTO transactions (id, relayer_id, chain_id, status, to_address, value, data, gas_limit, speed,
+                 api_key_id, hints, valid_until, created_at, updated_at)
+             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(&tx.request.id)
+        .bind(tx.relayer_id.clone())
+        .bind(to_i64(tx.request.chain_id)?)
+        .bind(tx.request.to.map(|a| a.to_string()))
+        .bind(tx.request.value.to_string())
+        .bind(tx.request.data.clone())
+        .bind(tx.request.gas_limit.map(to_i64).transpose()?)
+        .bind(tx.request.speed.as_str())
+        .bind(&tx.request.api_key_id)
+        .bind(json(&tx.request.hints)?)
+        .bind(tx.valid_until)
+        .bind(tx.created_at)
+        .bind(tx.created_at)
+        .execute(&mut **dbtx)
+        .await;
+        match inserted {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(StoreError::Duplicate(tx.request.id.clone()));
+            }
+            other => other.map_err(db)?,
+        };
+        for decision in &tx.decisions {
+            self.append_decision(dbtx, &tx.request.id, decision).await?;
+        }
+        self.enqueue(dbtx, &tx.request.id, tx.created_at).await
+    }
+
+    /// A queue entry for the transaction, committed with the change that
+    /// calls for it (the outbox).
+    async fn enqueue(&self, dbtx: &mut sqlx::Transaction<'_, Any>, id: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            &self
+                .backend
+                .sql("INSERT INTO outbox (transaction_id, state, available_at, created_at) VALUES (?, 'queued', ?, ?)"),
+        )
+        .bind(id)
+        .bind(at)
+        .bind(at)
+        .execute(&mut **dbtx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn try_fill_gap(
+        &self,
+        filler: &NewTransaction,
+        attempt: &Attempt,
+        decisions: &[DecisionRecord],
+    ) -> Result<bool, StoreError> {
+        let relayer_id =
+            filler.relayer_id.as_deref().ok_or_else(|| StoreError::Database("a filler has no relayer".into()))?;
+        let nonce = to_i64(attempt.nonce)?;
+        let now = now_ms();
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        // The lane's row lock first: assignments on this relayer wait.
+        let locked = sqlx::query(&self.backend.sql("UPDATE nonce_lanes SET updated_at = ? WHERE relayer_id = ?"))
+            .bind(now)
+            .bind(relayer_id)
+            .execute(&mut *dbtx)
+            .await
+            .map_err(db)?;
+        let next: Option<i64> =
+            sqlx::query_scalar(&self.backend.sql("SELECT next_nonce FROM nonce_lanes WHERE relayer_id = ?"))
+                .bind(relayer_id)
+                .fetch_optional(&mut *dbtx)
+                .await
+                .map_err(db)?;
+        if locked.rows_affected() == 0 || next.is_none_or(|next| nonce >= next) {
+            dbtx.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        let holder =
+            sqlx::query(&self.backend.sql("SELECT id, status FROM transactions WHERE relayer_id = ? AND nonce = ?"))
+                .bind(relayer_id)
+                .bind(nonce)
+                .fetch_optional(&mut *dbtx)
+                .await
+                .map_err(db)?;
+        if let Some(holder) = holder {
+            let (id, status) = (text(&holder, "id")?, text(&holder, "status")?);
+            if !status.parse::<TxStatus>().map_err(StoreError::Corrupt)?.is_final() {
+                dbtx.rollback().await.map_err(db)?;
+                return Ok(false);
+            }
+            sqlx::query(&self.backend.sql("UPDATE transactions SET nonce = NULL, updated_at = ? WHERE id = ?"))
+                .bind(now)
+                .bind(&id)
+                .execute(&mut *dbtx)
+                .await
+                .map_err(db)?;
+            let outcome = format!(
+                "nonce {} was never used on chain; given up to the no-op {} that fills the gap",
+                attempt.nonce, filler.request.id
+            );
+            let record = DecisionRecord {
+                kind: "nonce".into(),
+                plugin: None,
+                version_hash: None,
+                outcome,
+                fallback_reason: None,
+                at: now,
+            };
+            self.append_decision(&mut dbtx, &id, &record).await?;
+        }
+        self.insert_in(&mut dbtx, filler).await?;
+        sqlx::query(&self.backend.sql(
+            "UPDATE transactions SET status = 'sent', nonce = ?, hash = ?, max_fee = ?, priority_fee = ?,
+                 gas_limit = ?, sent_at = ?
+             WHERE id = ?",
+        ))
+        .bind(nonce)
+        .bind(&attempt.hash)
+        .bind(attempt.max_fee.to_string())
+        .bind(attempt.priority_fee.to_string())
+        .bind(to_i64(attempt.gas_limit)?)
+        .bind(attempt.sent_at)
+        .bind(&filler.request.id)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        self.insert_attempt(&mut dbtx, &filler.request.id, attempt).await?;
+        for decision in decisions {
+            self.append_decision(&mut dbtx, &filler.request.id, decision).await?;
+        }
+        dbtx.commit().await.map_err(db)?;
+        Ok(true)
     }
 
     async fn try_assign_nonce(
@@ -420,12 +554,13 @@ impl SqlStore {
             return Err(StoreError::AttemptTaken { id: id.to_string(), attempt: attempt.attempt });
         }
         sqlx::query(&self.backend.sql(
-            "INSERT INTO attempts (transaction_id, attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at,
-                 to_address, value, data)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO attempts (transaction_id, attempt, purpose, hash, nonce, max_fee, priority_fee, gas_limit,
+                 sent_at, to_address, value, data)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ))
         .bind(id)
         .bind(i64::from(attempt.attempt))
+        .bind(attempt.purpose.as_str())
         .bind(&attempt.hash)
         .bind(to_i64(attempt.nonce)?)
         .bind(attempt.max_fee.to_string())
@@ -439,6 +574,31 @@ impl SqlStore {
         .await
         .map_err(db)?;
         Ok(())
+    }
+
+    async fn update_status(
+        &self,
+        dbtx: &mut sqlx::Transaction<'_, Any>,
+        id: &str,
+        status: TxStatus,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let confirmed_at = (status == TxStatus::Confirmed).then_some(now);
+        let touched = sqlx::query(&self.backend.sql(
+            "UPDATE transactions SET status = ?, status_reason = ?, updated_at = ?,
+                 confirmed_at = COALESCE(?, confirmed_at)
+             WHERE id = ?",
+        ))
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(now)
+        .bind(confirmed_at)
+        .bind(id)
+        .execute(&mut **dbtx)
+        .await
+        .map_err(db)?;
+        found(&touched, id)
     }
 
     async fn append_decision(
@@ -480,7 +640,11 @@ impl SqlStore {
 /// The transaction columns, for `SELECT {TX_COLUMNS} FROM transactions …`.
 const TX_COLUMNS: &str = "id, relayer_id, chain_id, status, status_reason, to_address, value, data, gas_limit, speed,
      api_key_id, hints, valid_until, nonce, hash, max_fee, priority_fee, created_at, updated_at, sent_at,
-     confirmed_at";
+     confirmed_at, block_number, block_hash";
+
+/// The attempt columns, for `SELECT {ATTEMPT_COLUMNS} FROM attempts …`.
+const ATTEMPT_COLUMNS: &str =
+    "attempt, purpose, hash, nonce, max_fee, priority_fee, gas_limit, sent_at, to_address, value, data";
 
 /// Runs `$attempt` again while it loses deadlock or serialization races.
 macro_rules! contended {
@@ -502,46 +666,7 @@ macro_rules! contended {
 impl Store for SqlStore {
     async fn insert(&self, tx: &NewTransaction) -> Result<(), StoreError> {
         let mut dbtx = self.pool.begin().await.map_err(db)?;
-        let inserted = sqlx::query(&self.backend.sql(
-            "INSERT INTO transactions (id, relayer_id, chain_id, status, to_address, value, data, gas_limit, speed,
-                 api_key_id, hints, valid_until, created_at, updated_at)
-             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(&tx.request.id)
-        .bind(tx.relayer_id.clone())
-        .bind(to_i64(tx.request.chain_id)?)
-        .bind(tx.request.to.map(|a| a.to_string()))
-        .bind(tx.request.value.to_string())
-        .bind(tx.request.data.clone())
-        .bind(tx.request.gas_limit.map(to_i64).transpose()?)
-        .bind(tx.request.speed.as_str())
-        .bind(&tx.request.api_key_id)
-        .bind(json(&tx.request.hints)?)
-        .bind(tx.valid_until)
-        .bind(tx.created_at)
-        .bind(tx.created_at)
-        .execute(&mut *dbtx)
-        .await;
-        match inserted {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(StoreError::Duplicate(tx.request.id.clone()));
-            }
-            other => other.map_err(db)?,
-        };
-        for decision in &tx.decisions {
-            self.append_decision(&mut dbtx, &tx.request.id, decision).await?;
-        }
-        sqlx::query(
-            &self
-                .backend
-                .sql("INSERT INTO outbox (transaction_id, state, available_at, created_at) VALUES (?, 'queued', ?, ?)"),
-        )
-        .bind(&tx.request.id)
-        .bind(tx.created_at)
-        .bind(tx.created_at)
-        .execute(&mut *dbtx)
-        .await
-        .map_err(db)?;
+        self.insert_in(&mut dbtx, tx).await?;
         dbtx.commit().await.map_err(db)
     }
 
@@ -681,43 +806,231 @@ impl Store for SqlStore {
         Ok(true)
     }
 
-    async fn settle(&self, id: &str, status: TxStatus, reason: Option<&str>, attempt: u32) -> Result<(), StoreError> {
+    async fn settle(
+        &self,
+        id: &str,
+        status: TxStatus,
+        reason: Option<&str>,
+        attempt: u32,
+        block: Option<&MinedIn>,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let mut dbtx = self.pool.begin().await.map_err(db)?;
-        let row = sqlx::query(&self.backend.sql(
-            "SELECT attempt, hash, nonce, max_fee, priority_fee, gas_limit, sent_at, to_address, value, data
-             FROM attempts WHERE transaction_id = ? AND attempt = ?",
-        ))
-        .bind(id)
-        .bind(i64::from(attempt))
-        .fetch_optional(&mut *dbtx)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| StoreError::NotFound(format!("{id} attempt {attempt}")))?;
+        // A write first: the lock is taken before anything is read.
+        let touched = sqlx::query(&self.backend.sql("UPDATE transactions SET updated_at = ? WHERE id = ?"))
+            .bind(now)
+            .bind(id)
+            .execute(&mut *dbtx)
+            .await
+            .map_err(db)?;
+        found(&touched, id)?;
+        let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE transaction_id = ? AND attempt = ?");
+        let row = sqlx::query(&self.backend.sql(&sql))
+            .bind(id)
+            .bind(i64::from(attempt))
+            .fetch_optional(&mut *dbtx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::NotFound(format!("{id} attempt {attempt}")))?;
         let mined = attempt_from_row(&row)?;
+        // A no-op keeps the client's content on the transaction.
+        let content = (mined.purpose == Purpose::Send).then_some(&mined);
         let settled = sqlx::query(&self.backend.sql(
             "UPDATE transactions SET status = ?, status_reason = ?, updated_at = ?,
-                 confirmed_at = COALESCE(?, confirmed_at),
-                 hash = ?, max_fee = ?, priority_fee = ?, gas_limit = ?, to_address = ?, value = ?, data = ?
+                 confirmed_at = COALESCE(?, confirmed_at), block_number = ?, block_hash = ?,
+                 hash = ?, max_fee = ?, priority_fee = ?, gas_limit = ?,
+                 to_address = CASE WHEN ? THEN ? ELSE to_address END,
+                 value = COALESCE(?, value), data = COALESCE(?, data)
              WHERE id = ?",
         ))
         .bind(status.as_str())
         .bind(reason)
         .bind(now)
         .bind((status == TxStatus::Confirmed).then_some(now))
-        .bind(mined.hash)
+        .bind(block.map(|b| to_i64(b.number)).transpose()?)
+        .bind(block.map(|b| b.hash.clone()))
+        .bind(&mined.hash)
         .bind(mined.max_fee.to_string())
         .bind(mined.priority_fee.to_string())
         .bind(to_i64(mined.gas_limit)?)
+        .bind(content.is_some())
         .bind(mined.to.map(|a| a.to_string()))
-        .bind(mined.value.to_string())
-        .bind(mined.data)
+        .bind(content.map(|m| m.value.to_string()))
+        .bind(content.map(|m| m.data.clone()))
         .bind(id)
         .execute(&mut *dbtx)
         .await
         .map_err(db)?;
         found(&settled, id)?;
         dbtx.commit().await.map_err(db)
+    }
+
+    async fn bump(
+        &self,
+        id: &str,
+        attempt: &Attempt,
+        decisions: &[DecisionRecord],
+        reason: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let bumped = sqlx::query(&self.backend.sql(
+            "UPDATE transactions SET hash = ?, max_fee = ?, priority_fee = ?, status_reason = ?, updated_at = ?
+             WHERE id = ? AND nonce = ? AND status IN ('sent', 'submitted')",
+        ))
+        .bind(&attempt.hash)
+        .bind(attempt.max_fee.to_string())
+        .bind(attempt.priority_fee.to_string())
+        .bind(reason)
+        .bind(now_ms())
+        .bind(id)
+        .bind(to_i64(attempt.nonce)?)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        if bumped.rows_affected() == 0 {
+            dbtx.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        self.insert_attempt(&mut dbtx, id, attempt).await?;
+        for decision in decisions {
+            self.append_decision(&mut dbtx, id, decision).await?;
+        }
+        dbtx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn release_nonce(&self, id: &str, decision: &DecisionRecord) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let released = sqlx::query(&self.backend.sql(
+            "UPDATE transactions SET status = 'pending', nonce = NULL, hash = NULL, max_fee = NULL,
+                 priority_fee = NULL, sent_at = NULL, status_reason = NULL, updated_at = ?
+             WHERE id = ? AND nonce IS NOT NULL AND status IN ('pending', 'sent', 'submitted')",
+        ))
+        .bind(now)
+        .bind(id)
+        .execute(&mut *dbtx)
+        .await
+        .map_err(db)?;
+        if released.rows_affected() > 0 {
+            sqlx::query(&self.backend.sql("DELETE FROM attempts WHERE transaction_id = ?"))
+                .bind(id)
+                .execute(&mut *dbtx)
+                .await
+                .map_err(db)?;
+            self.enqueue(&mut dbtx, id, now).await?;
+        }
+        self.commit_if_changed(dbtx, &released, id, decision).await
+    }
+
+    async fn fill_gap(
+        &self,
+        filler: &NewTransaction,
+        attempt: &Attempt,
+        decisions: &[DecisionRecord],
+    ) -> Result<bool, StoreError> {
+        contended!(self.try_fill_gap(filler, attempt, decisions))
+    }
+
+    async fn requeue(&self, id: &str, decision: &DecisionRecord) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let touched =
+            sqlx::query(&self.backend.sql(
+                "UPDATE transactions SET updated_at = ? WHERE id = ? AND status = 'pending' AND nonce IS NOT NULL",
+            ))
+            .bind(now)
+            .bind(id)
+            .execute(&mut *dbtx)
+            .await
+            .map_err(db)?;
+        if touched.rows_affected() > 0 {
+            self.enqueue(&mut dbtx, id, now).await?;
+        }
+        self.commit_if_changed(dbtx, &touched, id, decision).await
+    }
+
+    async fn lane(&self, relayer_id: &str, from: u64, limit: u32) -> Result<Lane, StoreError> {
+        let next: Option<i64> =
+            sqlx::query_scalar(&self.backend.sql("SELECT next_nonce FROM nonce_lanes WHERE relayer_id = ?"))
+                .bind(relayer_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        let rows = sqlx::query(&self.backend.sql(
+            "SELECT t.nonce, t.id, t.status, t.updated_at,
+                 (SELECT MAX(a.sent_at) FROM attempts a WHERE a.transaction_id = t.id) AS last_sent_at
+             FROM transactions t WHERE t.relayer_id = ? AND t.nonce >= ? ORDER BY t.nonce LIMIT ?",
+        ))
+        .bind(relayer_id)
+        .bind(to_i64(from)?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let holders = rows
+            .iter()
+            .map(|row| {
+                Ok(Holder {
+                    nonce: from_i64(get(row, "nonce")?)?,
+                    id: text(row, "id")?,
+                    status: text(row, "status")?.parse().map_err(StoreError::Corrupt)?,
+                    last_sent_at: get(row, "last_sent_at")?,
+                    updated_at: get(row, "updated_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Lane { next: next.map(from_i64).transpose()?.unwrap_or(0), holders })
+    }
+
+    async fn checkpoint(&self, chain_id: u64) -> Result<Option<Checkpoint>, StoreError> {
+        let row =
+            sqlx::query(&self.backend.sql("SELECT block_number, block_hash FROM chain_checkpoints WHERE chain_id = ?"))
+                .bind(to_i64(chain_id)?)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        row.map(|row| {
+            Ok(Checkpoint {
+                block: MinedIn { number: from_i64(get(&row, "block_number")?)?, hash: text(&row, "block_hash")? },
+            })
+        })
+        .transpose()
+    }
+
+    async fn save_checkpoint(&self, chain_id: u64, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        let (chain, number, now) = (to_i64(chain_id)?, to_i64(checkpoint.block.number)?, now_ms());
+        let updated =
+            sqlx::query(&self.backend.sql(
+                "UPDATE chain_checkpoints SET block_number = ?, block_hash = ?, updated_at = ? WHERE chain_id = ?",
+            ))
+            .bind(number)
+            .bind(&checkpoint.block.hash)
+            .bind(now)
+            .bind(chain)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if updated.rows_affected() == 0 {
+            let inserted = sqlx::query(&self.backend.sql(
+                "INSERT INTO chain_checkpoints (chain_id, block_number, block_hash, updated_at) VALUES (?, ?, ?, ?)",
+            ))
+            .bind(chain)
+            .bind(number)
+            .bind(&checkpoint.block.hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await;
+            match inserted {
+                // Another replica inserted it first: its checkpoint stands
+                // until the next save.
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {}
+                other => {
+                    other.map_err(db)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn sync_lane(&self, relayer_id: &str, chain_pending_nonce: u64) -> Result<u64, StoreError> {
@@ -756,22 +1069,36 @@ impl Store for SqlStore {
     }
 
     async fn set_status(&self, id: &str, status: TxStatus, reason: Option<&str>) -> Result<(), StoreError> {
-        let now = now_ms();
-        let confirmed_at = (status == TxStatus::Confirmed).then_some(now);
-        let touched = sqlx::query(&self.backend.sql(
-            "UPDATE transactions SET status = ?, status_reason = ?, updated_at = ?,
-                 confirmed_at = COALESCE(?, confirmed_at)
-             WHERE id = ?",
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        self.update_status(&mut dbtx, id, status, reason).await?;
+        dbtx.commit().await.map_err(db)
+    }
+
+    async fn transition(
+        &self,
+        id: &str,
+        status: TxStatus,
+        reason: Option<&str>,
+        decision: &DecisionRecord,
+    ) -> Result<(), StoreError> {
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        self.update_status(&mut dbtx, id, status, reason).await?;
+        self.append_decision(&mut dbtx, id, decision).await?;
+        dbtx.commit().await.map_err(db)
+    }
+
+    async fn submitted(&self, id: &str, decision: &DecisionRecord) -> Result<bool, StoreError> {
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let moved = sqlx::query(&self.backend.sql(
+            "UPDATE transactions SET status = 'submitted', status_reason = NULL, updated_at = ?
+             WHERE id = ? AND status = 'sent'",
         ))
-        .bind(status.as_str())
-        .bind(reason)
-        .bind(now)
-        .bind(confirmed_at)
+        .bind(now_ms())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *dbtx)
         .await
         .map_err(db)?;
-        found(&touched, id)
+        self.commit_if_changed(dbtx, &moved, id, decision).await
     }
 
     async fn add_decision(&self, id: &str, decision: &DecisionRecord) -> Result<(), StoreError> {
@@ -782,7 +1109,8 @@ impl Store for SqlStore {
 
     async fn in_flight(&self, limit: u32) -> Result<Vec<Transaction>, StoreError> {
         let sql = format!(
-            "SELECT {TX_COLUMNS} FROM transactions WHERE status IN ('submitted', 'mined') ORDER BY updated_at LIMIT ?"
+            "SELECT {TX_COLUMNS} FROM transactions WHERE status IN ('sent', 'submitted', 'mined')
+             ORDER BY updated_at LIMIT ?"
         );
         let rows =
             sqlx::query(&self.backend.sql(&sql)).bind(i64::from(limit)).fetch_all(&self.pool).await.map_err(db)?;
@@ -853,6 +1181,10 @@ fn tx_from_row(row: &AnyRow) -> Result<Transaction, StoreError> {
         updated_at: get(row, "updated_at")?,
         sent_at: get(row, "sent_at")?,
         confirmed_at: get(row, "confirmed_at")?,
+        mined_in: match (get::<Option<i64>>(row, "block_number")?, opt_text(row, "block_hash")?) {
+            (Some(number), Some(hash)) => Some(MinedIn { number: from_i64(number)?, hash }),
+            _ => None,
+        },
         request,
     })
 }
@@ -864,6 +1196,7 @@ fn attempt_from_row(row: &AnyRow) -> Result<Attempt, StoreError> {
     Ok(Attempt {
         attempt: u32::try_from(get::<i64>(row, "attempt")?)
             .map_err(|_| StoreError::Corrupt("attempt number out of range".into()))?,
+        purpose: text(row, "purpose")?.parse().map_err(StoreError::Corrupt)?,
         hash: text(row, "hash")?,
         nonce: from_i64(get(row, "nonce")?)?,
         max_fee: amount("max_fee")?,

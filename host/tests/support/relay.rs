@@ -46,6 +46,17 @@ impl Anvil {
             skip("anvil is not installed (scripts/npm-tools.sh installs it)");
             return None;
         };
+        // The free port may be taken before anvil binds it (tests run in
+        // parallel): a few tries, each on a new port.
+        for _ in 0..3 {
+            if let Some(anvil) = Anvil::try_start(&binary) {
+                return Some(anvil);
+            }
+        }
+        panic!("anvil did not start in three tries");
+    }
+
+    fn try_start(binary: &Path) -> Option<Anvil> {
         let dir = tempfile::tempdir().unwrap();
         let accounts = dir.path().join("accounts.json");
         let port = free_port();
@@ -59,6 +70,10 @@ impl Anvil {
         let mut anvil = Anvil { url: format!("http://127.0.0.1:{port}"), keys: Vec::new(), child };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = anvil.child.try_wait() {
+                eprintln!("anvil on port {port} exited ({status}); trying another port");
+                return None;
+            }
             let keys = std::fs::read_to_string(&accounts)
                 .ok()
                 .and_then(|t| serde_json::from_str::<Value>(&t).ok())
@@ -71,7 +86,8 @@ impl Anvil {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("anvil did not start on port {port}");
+        eprintln!("anvil did not start on port {port} within 20 s; trying another port");
+        None
     }
 
     pub async fn rpc(&self, method: &str, params: Value) -> Value {
@@ -303,9 +319,15 @@ pub fn recipient(i: usize) -> String {
 /// Submits one transaction per recipient index through the pool endpoint,
 /// 16 at a time; returns the ids in order.
 pub async fn submit(server: &Server, range: std::ops::Range<usize>) -> Vec<String> {
+    submit_in_chunks(server, range, 16).await
+}
+
+/// As [`submit`], `chunk` requests at a time: a whole range at once outruns
+/// any worker.
+pub async fn submit_in_chunks(server: &Server, range: std::ops::Range<usize>, chunk: usize) -> Vec<String> {
     let mut ids = Vec::new();
     let indices: Vec<usize> = range.collect();
-    for chunk in indices.chunks(16) {
+    for chunk in indices.chunks(chunk) {
         let sends = chunk.iter().map(|&i| async move {
             let body = json!({ "to": recipient(i), "value": 1, "speed": "fast" });
             let (status, answer) = server.post("/api/v1/transactions", &body).await;

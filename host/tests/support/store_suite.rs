@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use alloy_primitives::{Address, U256};
 use switchyard::plugins::{Speed, TxRequest};
-use switchyard::store::{Attempt, DecisionRecord, NewTransaction, Store, StoreError, TxStatus, now_ms};
+use switchyard::store::{
+    Attempt, Checkpoint, DecisionRecord, MinedIn, NewTransaction, Purpose, Store, StoreError, TxStatus, now_ms,
+};
 
 pub fn new_tx(id: &str) -> NewTransaction {
     NewTransaction {
@@ -160,6 +162,7 @@ pub async fn records_attempts_and_the_decision_trail(store: Arc<dyn Store>) {
     let nonce = store.assign_nonce("a", "r", &decision("selector", "chosen r")).await.unwrap().nonce;
     let first = Attempt {
         attempt: 1,
+        purpose: Purpose::Send,
         hash: format!("0x{}", "1".repeat(64)),
         nonce,
         max_fee: U256::from(3_000_000_000u64),
@@ -207,6 +210,28 @@ pub async fn records_attempts_and_the_decision_trail(store: Arc<dyn Store>) {
     assert!(store.in_flight(10).await.unwrap().is_empty());
     store.set_status("a", TxStatus::Failed, Some("reverted")).await.unwrap();
     assert_eq!(store.get("a").await.unwrap().unwrap().status_reason.as_deref(), Some("reverted"));
+    store
+        .transition("b", TxStatus::Failed, Some("refused"), &decision("send", "refused: intrinsic gas"))
+        .await
+        .unwrap();
+    let b = store.get("b").await.unwrap().unwrap();
+    assert_eq!((b.status, b.status_reason.as_deref()), (TxStatus::Failed, Some("refused")));
+    assert_eq!(b.decisions.last().unwrap().outcome, "refused: intrinsic gas", "the status and its why together");
+    let missing = store.transition("zz", TxStatus::Failed, None, &decision("send", "x")).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+
+    // Only a sent transaction becomes submitted: a late send does not undo
+    // a later status.
+    store.insert(&new_tx("late")).await.unwrap();
+    let nonce = store.assign_nonce("late", "r", &decision("selector", "chosen r")).await.unwrap().nonce;
+    let sent = Attempt { hash: format!("0x{}", "4".repeat(64)), nonce, ..first.clone() };
+    store.record_attempt("late", &sent, &decision("fee", "quote"), TxStatus::Sent).await.unwrap();
+    assert!(store.submitted("late", &decision("send", "accepted")).await.unwrap());
+    store.set_status("late", TxStatus::Submitted, Some("canceling")).await.unwrap();
+    assert!(!store.submitted("late", &decision("send", "accepted again")).await.unwrap());
+    let late = store.get("late").await.unwrap().unwrap();
+    assert_eq!((late.status, late.status_reason.as_deref()), (TxStatus::Submitted, Some("canceling")));
+    assert_eq!(late.decisions.last().unwrap().outcome, "accepted");
     assert!(matches!(store.set_status("zz", TxStatus::Failed, None).await, Err(StoreError::NotFound(_))));
 }
 
@@ -274,6 +299,7 @@ pub async fn a_replacement_at_the_nonce_and_settling_on_the_attempt_mined(store:
     let original = store.get("r").await.unwrap().unwrap().request;
     let first = Attempt {
         attempt: 1,
+        purpose: Purpose::Send,
         hash: format!("0x{}", "a".repeat(64)),
         nonce,
         max_fee: U256::from(100),
@@ -307,7 +333,8 @@ pub async fn a_replacement_at_the_nonce_and_settling_on_the_attempt_mined(store:
     assert_eq!(replaced.decisions.len(), 5, "insert, selector, fee, then the replacement's two");
 
     // The first attempt is the one mined: the transaction shows it again.
-    store.settle("r", TxStatus::Confirmed, None, 1).await.unwrap();
+    let block = MinedIn { number: 7, hash: format!("0x{}", "c".repeat(64)) };
+    store.settle("r", TxStatus::Confirmed, None, 1, Some(&block)).await.unwrap();
     let settled = store.get("r").await.unwrap().unwrap();
     assert_eq!(settled.status, TxStatus::Confirmed);
     assert!(settled.confirmed_at.is_some());
@@ -316,8 +343,121 @@ pub async fn a_replacement_at_the_nonce_and_settling_on_the_attempt_mined(store:
         (original.to, original.value, original.data)
     );
     assert_eq!((settled.hash.as_deref(), settled.max_fee), (Some(first.hash.as_str()), Some(U256::from(100))));
+    assert_eq!(settled.mined_in, Some(block));
     assert!(!store.replace_sent(&replacement, &second, &decisions).await.unwrap(), "confirmed: too late");
-    assert!(matches!(store.settle("missing", TxStatus::Mined, None, 1).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.settle("missing", TxStatus::Mined, None, 1, None).await, Err(StoreError::NotFound(_))));
+}
+
+fn attempt(number: u32, nonce: u64, purpose: Purpose) -> Attempt {
+    Attempt {
+        attempt: number,
+        purpose,
+        hash: format!("0x{:064x}", u64::from(number) * 1000 + nonce),
+        nonce,
+        max_fee: U256::from(100 * u64::from(number)),
+        priority_fee: U256::from(10 * u64::from(number)),
+        gas_limit: 21_000,
+        sent_at: now_ms(),
+        to: Some(Address::repeat_byte(0x33)),
+        value: U256::ZERO,
+        data: vec![],
+    }
+}
+
+pub async fn bumps_and_no_ops_keep_the_content_and_settle_by_purpose(store: Arc<dyn Store>) {
+    store.insert(&new_tx("k")).await.unwrap();
+    let nonce = store.assign_nonce("k", "relayer-1", &decision("selector", "chosen")).await.unwrap().nonce;
+    let original = store.get("k").await.unwrap().unwrap().request;
+    let first = Attempt {
+        to: original.to,
+        value: original.value,
+        data: original.data.clone(),
+        ..attempt(1, nonce, Purpose::Send)
+    };
+    store.record_attempt("k", &first, &decision("fee", "first"), TxStatus::Submitted).await.unwrap();
+
+    let cancel = attempt(2, nonce, Purpose::Cancel);
+    assert!(store.bump("k", &cancel, &[decision("cancel", "no-op")], Some("canceling")).await.unwrap());
+    let tx = store.get("k").await.unwrap().unwrap();
+    assert_eq!((tx.status, tx.status_reason.as_deref()), (TxStatus::Submitted, Some("canceling")));
+    assert_eq!((tx.hash.as_deref(), tx.request.clone()), (Some(cancel.hash.as_str()), original.clone()));
+    assert_eq!(tx.attempts, vec![first.clone(), cancel.clone()]);
+    let rival = store.bump("k", &cancel, &[], None).await;
+    assert!(matches!(rival, Err(StoreError::AttemptTaken { attempt: 2, .. })), "{rival:?}");
+    let elsewhere = Attempt { nonce: nonce + 1, ..attempt(3, nonce + 1, Purpose::Send) };
+    assert!(!store.bump("k", &elsewhere, &[], None).await.unwrap(), "not at its nonce");
+
+    // The no-op is mined: canceled, the client's content kept, then back
+    // to submitted after a reorg.
+    let block = MinedIn { number: 9, hash: format!("0x{}", "d".repeat(64)) };
+    store.settle("k", TxStatus::Canceled, Some("canceled"), 2, Some(&block)).await.unwrap();
+    let tx = store.get("k").await.unwrap().unwrap();
+    assert_eq!((tx.status, tx.request.clone(), tx.mined_in.clone()), (TxStatus::Canceled, original, Some(block)));
+    store.settle("k", TxStatus::Submitted, Some("reorg"), 2, None).await.unwrap();
+    assert_eq!(store.get("k").await.unwrap().unwrap().mined_in, None);
+    assert!(store.bump("k", &attempt(3, nonce, Purpose::Send), &[], None).await.unwrap(), "submitted again");
+}
+
+pub async fn a_released_nonce_is_queued_again_and_a_gap_is_filled_once(store: Arc<dyn Store>) {
+    for id in ["g0", "g1", "g2"] {
+        store.insert(&new_tx(id)).await.unwrap();
+        store.assign_nonce(id, "relayer-1", &decision("selector", "chosen")).await.unwrap();
+    }
+    let g1 = attempt(1, 1, Purpose::Send);
+    store.record_attempt("g1", &g1, &decision("fee", "first"), TxStatus::Submitted).await.unwrap();
+    let lane = store.lane("relayer-1", 0, 10).await.unwrap();
+    assert_eq!(lane.next, 3);
+    let held: Vec<(u64, &str, TxStatus)> = lane.holders.iter().map(|h| (h.nonce, h.id.as_str(), h.status)).collect();
+    assert_eq!(held, [(0, "g0", TxStatus::Pending), (1, "g1", TxStatus::Submitted), (2, "g2", TxStatus::Pending)]);
+    assert_eq!(lane.holders[1].last_sent_at, Some(g1.sent_at));
+    assert_eq!(store.lane("relayer-1", 2, 10).await.unwrap().holders.len(), 1);
+
+    // g0 holds its nonce with no attempt: queued again, once per call.
+    assert!(store.requeue("g0", &decision("queue", "queued again")).await.unwrap());
+    assert!(!store.requeue("g1", &decision("queue", "queued again")).await.unwrap(), "g1 has an attempt");
+    assert_eq!(store.get("g0").await.unwrap().unwrap().decisions.last().unwrap().outcome, "queued again");
+
+    // g1's nonce was used by someone else: released, attempts dropped,
+    // pending with no nonce, and queued again.
+    assert!(store.release_nonce("g1", &decision("nonce", "released")).await.unwrap());
+    let g1 = store.get("g1").await.unwrap().unwrap();
+    assert_eq!((g1.status, g1.nonce, g1.hash.clone(), g1.attempts.len()), (TxStatus::Pending, None, None, 0));
+    assert!(!store.release_nonce("g1", &decision("nonce", "again")).await.unwrap(), "holds no nonce");
+
+    // Nonce 1 is now a gap: a filler takes it once.
+    let filler = |id: &str| NewTransaction { relayer_id: Some("relayer-1".into()), ..new_tx(id) };
+    let fill = attempt(1, 1, Purpose::Send);
+    assert!(store.fill_gap(&filler("f1"), &fill, &[decision("fee", "noop")]).await.unwrap());
+    let f1 = store.get("f1").await.unwrap().unwrap();
+    assert_eq!((f1.status, f1.nonce, f1.relayer_id.as_deref()), (TxStatus::Sent, Some(1), Some("relayer-1")));
+    assert_eq!(f1.attempts, vec![fill.clone()]);
+    let again = Attempt { hash: format!("0x{}", "e".repeat(64)), ..fill.clone() };
+    assert!(!store.fill_gap(&filler("f2"), &again, &[]).await.unwrap(), "nonce 1 is held now");
+    assert!(store.get("f2").await.unwrap().is_none(), "a refused filler leaves nothing behind");
+    // Not below the lane's next nonce: not a gap.
+    assert!(!store.fill_gap(&filler("f3"), &attempt(1, 3, Purpose::Send), &[]).await.unwrap());
+
+    // A finished transaction whose nonce was never used gives it up.
+    store.set_status("g2", TxStatus::Failed, Some("refused")).await.unwrap();
+    assert!(store.fill_gap(&filler("f4"), &attempt(1, 2, Purpose::Send), &[]).await.unwrap());
+    let g2 = store.get("g2").await.unwrap().unwrap();
+    assert_eq!((g2.status, g2.nonce), (TxStatus::Failed, None));
+    assert!(g2.decisions.last().unwrap().outcome.contains("f4"), "{:?}", g2.decisions);
+}
+
+pub async fn keeps_the_watchers_checkpoint_per_chain(store: Arc<dyn Store>) {
+    assert_eq!(store.checkpoint(31337).await.unwrap(), None);
+    let at = |number: u64, c: char| Checkpoint {
+        block: MinedIn { number, hash: format!("0x{}", c.to_string().repeat(64)) },
+    };
+    store.save_checkpoint(31337, &at(10, 'a')).await.unwrap();
+    store.save_checkpoint(1, &at(99, 'b')).await.unwrap();
+    store.save_checkpoint(31337, &at(12, 'c')).await.unwrap();
+    assert_eq!(store.checkpoint(31337).await.unwrap(), Some(at(12, 'c')));
+    // Back, after a reorg.
+    store.save_checkpoint(31337, &at(8, 'd')).await.unwrap();
+    assert_eq!(store.checkpoint(31337).await.unwrap(), Some(at(8, 'd')));
+    assert_eq!(store.checkpoint(1).await.unwrap(), Some(at(99, 'b')));
 }
 
 /// Runs every case, each on a database from `fresh` (`None`: the backend
@@ -336,6 +476,9 @@ macro_rules! store_suite {
             counts_pending_per_relayer,
             cancels_and_replaces_only_before_a_nonce,
             a_replacement_at_the_nonce_and_settling_on_the_attempt_mined,
+            bumps_and_no_ops_keep_the_content_and_settle_by_purpose,
+            a_released_nonce_is_queued_again_and_a_gap_is_filled_once,
+            keeps_the_watchers_checkpoint_per_chain,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
