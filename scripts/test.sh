@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: the README's test command, and what CI runs.
 # Installs what a fresh machine lacks (the wasm32-wasip2 toolchain, the npm
-# tools: anvil and OpenZeppelin's relayer SDK; moto_server from PyPI); every
-# step is cheap when already done.
+# tools: anvil and OpenZeppelin's relayer SDK; moto_server from PyPI; kubectl
+# and kubernetes-validate for deploy/, docker-compose from Debian for
+# docker/); every step is cheap when already done.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -32,6 +33,9 @@ bash scripts/build-plugins.sh
 step "host and its tests (one build: dev-dependencies change shared features)"
 cargo test --workspace --no-run
 export SWITCHYARD_BIN="$root/target/debug/switchyard"
+
+step "deploy/ and docker/: kustomize overlays, schemas, alert rules, compose, their configs"
+bash scripts/check-deploy.sh
 
 step "plugin unit tests, native"
 (cd plugins && cargo test --workspace)

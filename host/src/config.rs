@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plugins::{EngineSettings, Limits, PluginKind};
 use crate::queue::{QueueBackend, RetryPolicy};
@@ -29,7 +29,7 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), message: message.into() }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The REST API's address.
@@ -64,6 +64,7 @@ pub struct Config {
     pub queue: QueueConfig,
     pub http: HttpConfig,
     pub plugins: PluginsConfig,
+    pub log: LogConfig,
 }
 
 impl Default for Config {
@@ -84,12 +85,13 @@ impl Default for Config {
             queue: QueueConfig::default(),
             http: HttpConfig::default(),
             plugins: PluginsConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
 
 /// The relayers' health cache.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
     /// How long one health check of a relayer stands for every replica.
@@ -117,7 +119,7 @@ impl CacheConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// Apply pending migrations when `serve` starts. Default: yes for
@@ -141,7 +143,7 @@ impl Default for DatabaseConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {
     /// The name clients see as each relayer's `network`.
@@ -197,7 +199,7 @@ impl Default for NetworkConfig {
 }
 
 /// One relayer of the pool: an address with its own key and nonce lane.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RelayerConfig {
     pub id: String,
@@ -222,18 +224,21 @@ fn default_weight() -> u32 {
 /// Where a relayer's private key comes from: an encrypted keystore, or (for
 /// development) a raw hex key in an environment variable. Keys never sit in
 /// the config file itself.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KeySource {
     /// An Ethereum keystore (v3 JSON) file.
     pub keystore: Option<PathBuf>,
     /// The environment variable holding the keystore's password.
     pub password_env: Option<String>,
+    /// Or a file holding it (a mounted Kubernetes or Docker secret); one
+    /// trailing newline is ignored.
+    pub password_file: Option<PathBuf>,
     /// The environment variable holding a raw hex private key.
     pub env: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     /// Deliveries of one transaction before it is dead-lettered.
@@ -253,7 +258,7 @@ pub struct QueueConfig {
     pub sqs: SqsConfig,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SqsConfig {
     /// Another endpoint than AWS's (LocalStack, moto, ElasticMQ).
@@ -294,7 +299,33 @@ impl QueueConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// Logs go to stderr; `RUST_LOG`, when set, overrides `filter`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// Which events to keep: a level (`info`) or `tracing` directives
+    /// (`info,switchyard::pipeline=debug`).
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Text, filter: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people: one coloured line per event.
+    Text,
+    /// For log pipelines: one JSON object per line, with the span fields
+    /// (request id, transaction id) on each.
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// A request that takes longer is answered 408.
@@ -311,7 +342,7 @@ impl Default for HttpConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginsConfig {
     /// The folder watched for plugin files.
@@ -352,7 +383,7 @@ impl Default for PluginsConfig {
 }
 
 /// Which plugin file serves one kind, with its limits and configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSlot {
     /// A `.wasm` file in `plugins.dir`.
@@ -379,7 +410,7 @@ fn default_memory_mib() -> u32 {
 /// Top-level keys an environment variable may set: `SWITCHYARD_<KEY>`, with
 /// `__` between nested keys (`SWITCHYARD_NETWORK__CONFIRMATIONS=3`). Other
 /// `SWITCHYARD_*` variables belong to tools, not to the config.
-const ENV_KEYS: [&str; 14] = [
+const ENV_KEYS: [&str; 15] = [
     "listen",
     "api_key",
     "data_dir",
@@ -394,9 +425,10 @@ const ENV_KEYS: [&str; 14] = [
     "queue",
     "http",
     "plugins",
+    "log",
 ];
 /// Keys whose value is text even when it looks like a number.
-const ENV_STRING_KEYS: [&str; 13] = [
+const ENV_STRING_KEYS: [&str; 14] = [
     "listen",
     "api_key",
     "rpc_url",
@@ -410,12 +442,29 @@ const ENV_STRING_KEYS: [&str; 13] = [
     "queue.name",
     "queue.sqs.endpoint_url",
     "queue.sqs.region",
+    "log.filter",
 ];
 /// Keys holding paths: relative ones from the environment are taken from
 /// the current directory, not the config file's.
 const ENV_PATH_KEYS: [&str; 3] = ["data_dir", "plugins.dir", "plugins.cache_dir"];
 /// Keys holding a list: comma-separated in the environment.
 const ENV_LIST_KEYS: [&str; 2] = ["rpc_fallback_urls", "network.forwarders"];
+
+/// `SWITCHYARD_*` variables that are not config keys (a misspelling such
+/// as `SWITCHYARD_LOG_FORMAT` for `SWITCHYARD_LOG__FORMAT`), leaving out
+/// those that belong to tools: `SWITCHYARD_CONFIG`, `SWITCHYARD_BIN`,
+/// `SWITCHYARD_TEST_*`.
+pub fn unknown_env_keys(env: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+    env.into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            let Some(key) = name.strip_prefix("SWITCHYARD_") else { return false };
+            let key = key.strip_suffix("_FILE").filter(|k| !k.ends_with('_')).unwrap_or(key);
+            let first = key.split("__").next().unwrap_or_default().to_ascii_lowercase();
+            !ENV_KEYS.contains(&first.as_str()) && !["CONFIG", "BIN"].contains(&key) && !key.starts_with("TEST_")
+        })
+        .collect()
+}
 
 impl Config {
     /// Reads, parses and validates a config file.
@@ -449,11 +498,20 @@ impl Config {
         let mut origin = origin.to_string();
         for (name, raw) in env {
             let Some(key) = name.strip_prefix("SWITCHYARD_") else { continue };
-            let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
+            // `SWITCHYARD_<KEY>_FILE` names a file holding the value: how
+            // secrets arrive from Kubernetes and Docker. (`…__FILE` is the
+            // key `file` of a section, as in `PLUGINS__FEE__FILE`.)
+            let from_file = key.strip_suffix("_FILE").filter(|k| !k.ends_with('_'));
+            let path: Vec<String> = from_file.unwrap_or(key).split("__").map(str::to_ascii_lowercase).collect();
             if !ENV_KEYS.contains(&path[0].as_str()) {
                 continue;
             }
             let dotted = path.join(".");
+            let raw = match from_file {
+                Some(_) => read_secret(Path::new(&raw))
+                    .map_err(|message| invalid(format!("{dotted} (from {name})"), message))?,
+                None => raw,
+            };
             set_env_value(&mut table, &path, env_value(&dotted, &raw))
                 .map_err(|message| invalid(format!("{dotted} (from {name})"), message))?;
             origin = format!("{origin} + {name}");
@@ -497,14 +555,17 @@ impl Config {
             resolve(dir);
         }
         for relayer in &mut self.relayers {
-            if let Some(keystore) = &mut relayer.key.keystore {
-                resolve(keystore);
+            for path in [&mut relayer.key.keystore, &mut relayer.key.password_file].into_iter().flatten() {
+                resolve(path);
             }
         }
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_relay()?;
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return Err(invalid("log.filter", format!("`{}`: {error}", self.log.filter)));
+        }
         let p = &self.plugins;
         if !(1..=4096).contains(&p.max_memory_mib) {
             return Err(invalid("plugins.max_memory_mib", format!("{} is outside 1..=4096", p.max_memory_mib)));
@@ -556,12 +617,12 @@ impl Config {
         self.forwarders()?;
         let http = |url: &str| url.starts_with("http://") || url.starts_with("https://");
         if let Some(url) = self.rpc_url.as_deref().filter(|url| !http(url)) {
-            return Err(invalid("rpc_url", format!("`{}` is not an http:// or https:// URL", redact_url(url))));
+            return Err(invalid("rpc_url", format!("`{}` is not an http:// or https:// URL", redact_endpoint(url))));
         }
         if let Some(url) = self.rpc_fallback_urls.iter().find(|url| !http(url)) {
             return Err(invalid(
                 "rpc_fallback_urls",
-                format!("`{}` is not an http:// or https:// URL", redact_url(url)),
+                format!("`{}` is not an http:// or https:// URL", redact_endpoint(url)),
             ));
         }
         if !self.rpc_fallback_urls.is_empty() && self.rpc_url.is_none() {
@@ -635,12 +696,14 @@ impl Config {
             if !seen.insert(relayer.id.as_str()) {
                 return Err(invalid(key("id"), format!("`{}` is used twice", relayer.id)));
             }
-            match (&relayer.key.keystore, &relayer.key.password_env, &relayer.key.env) {
-                (Some(_), Some(_), None) | (None, None, Some(_)) => {}
+            let k = &relayer.key;
+            match (&k.keystore, &k.password_env, &k.password_file, &k.env) {
+                (Some(_), Some(_), None, None) | (Some(_), None, Some(_), None) | (None, None, None, Some(_)) => {}
                 _ => {
                     return Err(invalid(
                         key("key"),
-                        "give either `keystore` with `password_env`, or `env` (a variable holding a hex key)",
+                        "give either `keystore` with one of `password_env` or `password_file`, \
+                         or `env` (a variable holding a hex key)",
                     ));
                 }
             }
@@ -710,6 +773,25 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// An RPC endpoint fit for logs, metrics and status pages: providers put
+/// the API key in the path (`/v2/<key>`) or the query, so only the scheme,
+/// host and port are kept.
+pub fn redact_endpoint(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return "<not a URL>".into() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let hidden = if tail.is_empty() || tail == "/" { "" } else { "/***" };
+    format!("{scheme}://{host}{hidden}")
+}
+
+/// A secret kept in a file (a mounted Kubernetes or Docker secret), without
+/// its trailing newline. The error names the file, never its content.
+pub fn read_secret(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+    Ok(text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_string())
 }
 
 fn file_dir(path: &Path) -> &Path {
@@ -815,6 +897,8 @@ fn config_value(value: &toml::Value) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -903,6 +987,149 @@ mod tests {
         assert_eq!(c.data_dir, std::env::current_dir().unwrap().join("rel/dir"));
     }
 
+    /// `section.key` for every key the example sets or shows commented out.
+    fn documented_keys(text: &str) -> BTreeSet<String> {
+        let mut keys = BTreeSet::new();
+        let mut section = String::new();
+        for line in text.lines() {
+            let line = line.trim_start_matches(['#', ' ']);
+            if let Some(header) = line.strip_prefix('[') {
+                section = header.trim_matches(['[', ']']).to_string();
+                keys.insert(section.clone());
+                continue;
+            }
+            // Keys of the line and of its inline tables: `key = { a = 1, b = 2 }`.
+            let mut prefix = section.clone();
+            for part in line.split([',', '{']) {
+                let Some((key, _)) = part.split_once(" =") else { continue };
+                let key = key.trim();
+                if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let path = if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") };
+                keys.insert(path.clone());
+                if line.contains(&format!("{key} = {{")) {
+                    prefix = path;
+                }
+            }
+        }
+        keys
+    }
+
+    /// Every key path of `value`; maps of user data (`config`, `labels`)
+    /// count as one key.
+    fn key_paths(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        let serde_json::Value::Object(map) = value else { return };
+        for (key, child) in map {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            match child {
+                serde_json::Value::Object(_) if !["config", "labels"].contains(&key.as_str()) => {
+                    key_paths(child, &path, out)
+                }
+                serde_json::Value::Array(items) if items.first().is_some_and(|i| i.is_object()) => {
+                    key_paths(&items[0], &path, out)
+                }
+                _ => out.push(path),
+            }
+        }
+    }
+
+    #[test]
+    fn the_annotated_example_shows_every_key_and_its_defaults_are_the_real_ones() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../switchyard.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let parsed = Config::parse(&text, Path::new(""), "switchyard.example.toml").unwrap();
+        assert_eq!(parsed, Config::default(), "the example's uncommented values must be the defaults");
+
+        // A config with every optional part present, so every key shows.
+        // The three slots share one type: the selector's stands for all.
+        let slot = PluginSlot { file: "x.wasm".into(), timeout_ms: 10, memory_mib: 16, config: BTreeMap::new() };
+        let mut full = Config::default();
+        full.plugins.selector = Some(slot);
+        full.relayers.push(RelayerConfig {
+            id: "r".into(),
+            name: Some("r".into()),
+            key: KeySource {
+                keystore: Some("k".into()),
+                password_env: Some("P".into()),
+                password_file: Some("p".into()),
+                env: Some("K".into()),
+            },
+            weight: 1,
+            labels: BTreeMap::new(),
+            paused: false,
+        });
+        let value = serde_json::to_value(&full).unwrap();
+        let mut paths = Vec::new();
+        key_paths(&value, "", &mut paths);
+        let documented = documented_keys(&text);
+        let missing: Vec<&String> = paths.iter().filter(|p| !documented.contains(*p)).collect();
+        assert!(missing.is_empty(), "switchyard.example.toml does not document {missing:?}");
+        assert!(paths.len() > 60, "the walk found only {paths:?}");
+    }
+
+    #[test]
+    fn secrets_come_from_files_named_by_file_variables_and_errors_never_show_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("api-key");
+        std::fs::write(&key_file, "s3cr3t-api-key-0123456789\n").unwrap();
+        let db_file = dir.path().join("db");
+        std::fs::write(&db_file, "postgres://sy:hunter2@db:5432/sy").unwrap();
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("SWITCHYARD_API_KEY_FILE", key_file.to_str().unwrap()),
+                ("SWITCHYARD_DATABASE_URL_FILE", db_file.to_str().unwrap()),
+                // A section's `file` key, not a secret file.
+                ("SWITCHYARD_PLUGINS__FEE__FILE", "fee.wasm"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.api_key.as_deref(), Some("s3cr3t-api-key-0123456789"), "the trailing newline is dropped");
+        assert_eq!(c.database_url.as_deref(), Some("postgres://sy:hunter2@db:5432/sy"));
+        assert_eq!(c.plugins.fee.as_ref().unwrap().file, PathBuf::from("fee.wasm"));
+
+        let missing = dir.path().join("absent");
+        let err = Config::load_with_env(None, env(&[("SWITCHYARD_API_KEY_FILE", missing.to_str().unwrap())]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api_key (from SWITCHYARD_API_KEY_FILE)") && err.contains("absent"), "{err}");
+        std::fs::write(&key_file, "short-s3cr3t").unwrap();
+        let err = Config::load_with_env(None, env(&[("SWITCHYARD_API_KEY_FILE", key_file.to_str().unwrap())]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api_key") && !err.contains("short-s3cr3t"), "{err}");
+    }
+
+    #[test]
+    fn misspelt_variables_are_found_and_tool_variables_left_alone() {
+        let found = unknown_env_keys(env(&[
+            ("SWITCHYARD_LOG_FORMAT", "json"),
+            ("SWITCHYARD_LOG__FORMAT", "json"),
+            ("SWITCHYARD_API_KEY_FILE", "/run/secrets/k"),
+            ("SWITCHYARD_NETWROK__CONFIRMATIONS", "2"),
+            ("SWITCHYARD_CONFIG", "x.toml"),
+            ("SWITCHYARD_BIN", "target/debug/switchyard"),
+            ("SWITCHYARD_TEST_POSTGRES", "postgres://"),
+            ("HOME", "/root"),
+        ]));
+        assert_eq!(found, ["SWITCHYARD_LOG_FORMAT", "SWITCHYARD_NETWROK__CONFIRMATIONS"]);
+    }
+
+    #[test]
+    fn log_format_and_filter_are_checked() {
+        let c = Config::load_with_env(
+            None,
+            env(&[("SWITCHYARD_LOG__FORMAT", "json"), ("SWITCHYARD_LOG__FILTER", "warn,switchyard=debug")]),
+        )
+        .unwrap();
+        assert_eq!(c.log, LogConfig { format: LogFormat::Json, filter: "warn,switchyard=debug".into() });
+        let err = Config::load_with_env(None, env(&[("SWITCHYARD_LOG__FORMAT", "xml")])).unwrap_err().to_string();
+        assert!(err.contains("xml") && err.contains("SWITCHYARD_LOG__FORMAT"), "{err}");
+        let err = Config::parse("[log]\nfilter = \"info,=[\"\n", Path::new("."), "t").unwrap_err().to_string();
+        assert!(err.contains("log.filter"), "{err}");
+    }
+
     #[test]
     fn bad_environment_values_name_the_variable() {
         let err = Config::load_with_env(None, env(&[("SWITCHYARD_NETWORK__CONFIRMATIONS", "lots")])).unwrap_err();
@@ -956,10 +1183,16 @@ mod tests {
             id = "cold-1"
             weight = 3
             key = { keystore = "keys/cold.json", password_env = "COLD_PASS" }
+            [[relayers]]
+            id = "cold-2"
+            key = { keystore = "keys/cold2.json", password_file = "keys/cold2.pass" }
             "#,
         )
         .unwrap();
         assert_eq!(ok.relayers[1].key.keystore.as_deref(), Some(Path::new("/etc/switchyard/keys/cold.json")));
+        assert_eq!(ok.relayers[2].key.password_file.as_deref(), Some(Path::new("/etc/switchyard/keys/cold2.pass")));
+        let both = "[[relayers]]\nid = \"a\"\nkey = { keystore = \"k\", password_env = \"P\", password_file = \"p\" }";
+        assert!(parse(both).unwrap_err().to_string().contains("relayers[0].key"));
         assert_eq!(ok.relayers[1].weight, 3);
         let err = parse("[[relayers]]\nid = \"a\"\nkey = { keystore = \"k.json\" }").unwrap_err();
         assert!(err.to_string().contains("relayers[0].key"), "{err}");
@@ -1024,6 +1257,18 @@ mod tests {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(&format!("`{key}`")) && !err.contains("hunter2"), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn rpc_endpoints_show_only_scheme_host_and_port() {
+        assert_eq!(
+            redact_endpoint("https://eth-mainnet.g.alchemy.com/v2/s3cr3t"),
+            "https://eth-mainnet.g.alchemy.com/***"
+        );
+        assert_eq!(redact_endpoint("https://rpc.example/?apikey=s3cr3t"), "https://rpc.example/***");
+        assert_eq!(redact_endpoint("http://user:s3cr3t@10.0.0.1:8545"), "http://10.0.0.1:8545");
+        assert_eq!(redact_endpoint("http://127.0.0.1:8545/"), "http://127.0.0.1:8545");
+        assert_eq!(redact_endpoint("s3cr3t"), "<not a URL>");
     }
 
     #[test]

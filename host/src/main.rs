@@ -3,7 +3,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    switchyard::telemetry::init();
     match switchyard::cli::run(switchyard::cli::Cli::parse()) {
         Ok(code) => code,
         Err(error) => {

@@ -155,6 +155,39 @@ async fn health_is_open_and_everything_else_needs_the_key() {
 }
 
 #[tokio::test]
+async fn detailed_health_lists_every_dependency_with_its_state() {
+    let api = api().await;
+    assert_failure(&api.call("GET", "/api/v1/health/detailed", None, None).await, StatusCode::UNAUTHORIZED, "missing");
+    let (status, body) = api.get("/api/v1/health/detailed").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let health = &body["data"];
+    // The chain is unreachable here, so the whole is unhealthy.
+    assert_eq!(health["status"], "unhealthy", "{health}");
+    assert_eq!(health["database"]["status"], "healthy", "{health}");
+    assert!(health["database"]["latency_ms"].as_f64().is_some(), "{health}");
+    assert_eq!(health["queue"]["status"], "healthy", "{health}");
+    assert_eq!(health["redis"]["status"], "not_configured", "{health}");
+    let rpc = health["rpc"].as_array().unwrap();
+    assert_eq!(rpc.len(), 1, "{health}");
+    assert_eq!(
+        (rpc[0]["endpoint"].as_str(), rpc[0]["status"].as_str()),
+        (Some("http://127.0.0.1:9"), Some("unhealthy"))
+    );
+    assert_eq!(rpc[0]["active"], true);
+    let relayers: Vec<&str> =
+        health["relayers"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(relayers, ["relayer-1", "relayer-2"]);
+    assert_eq!(health["relayers"][0]["status"], "unchecked", "{health}");
+    let plugins = health["plugins"].as_array().unwrap();
+    let policy = plugins.iter().find(|p| p["kind"] == "policy").unwrap();
+    assert_eq!(policy["status"], "loaded");
+    assert_eq!(policy["plugin"], "policy_allowlist");
+    assert_eq!(policy["version_hash"], json!(support::sha256(&support::example("policy_allowlist"))));
+    let selector = plugins.iter().find(|p| p["kind"] == "selector").unwrap();
+    assert_eq!(selector["status"], "built_in", "{health}");
+}
+
+#[tokio::test]
 async fn relayers_are_listed_with_every_key_present() {
     let api = api().await;
     let (status, body) = api.get("/api/v1/relayers").await;

@@ -1,4 +1,6 @@
-//! `switchyard plugin check`: the operator's view of what hot reload accepts.
+//! The `switchyard` subcommands an operator and a plugin author run:
+//! `plugin check|inspect|new|test|build`, `config check`, `relayer keys`,
+//! `health`.
 
 mod support;
 
@@ -6,8 +8,14 @@ use std::process::{Command, Output};
 
 use support::*;
 
+fn switchyard(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    command.args(args).env_remove("RUST_LOG");
+    command
+}
+
 fn check(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_switchyard")).args(["plugin", "check"]).args(args).output().unwrap()
+    switchyard(&["plugin", "check"]).args(args).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -56,4 +64,190 @@ fn check_passes_plugin_config() {
     assert!(text(&out.stderr).contains("config key `contracts`: is required"), "{}", text(&out.stderr));
     let out = check(&[policy.to_str().unwrap(), "--config", "contracts=*", "--config", "daily_limit=5"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn inspect_shows_world_imports_exports_and_hash_without_running() {
+    let path = examples().join("fee_eip1559.wasm");
+    let out = switchyard(&["plugin", "inspect", path.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("world:     switchyard:plugin/fee-plugin@0.1.0\n"), "{stdout}");
+    assert!(stdout.contains(&format!("sha256:    {}\n", sha256(&example("fee_eip1559")))), "{stdout}");
+    assert!(stdout.contains("export:    switchyard:plugin/fee@0.1.0\n"), "{stdout}");
+    assert!(stdout.contains("import:    switchyard:plugin/log@0.1.0\n"), "{stdout}");
+
+    // A hostile one is described, with the import the host would refuse.
+    let sockets = hostile().join("hostile_sockets.wasm");
+    let out = switchyard(&["plugin", "inspect", sockets.to_str().unwrap()]).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("import:    wasi:sockets/")
+                && l.ends_with("(refused: plugins get no network access)")),
+        "{stdout}"
+    );
+
+    let out = switchyard(&["plugin", "inspect", "/no/such.wasm"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read /no/such.wasm"));
+}
+
+/// Each kind's scaffold passes its own tests natively and in the sandbox,
+/// builds to a component the host accepts as that kind, and refuses to
+/// overwrite.
+#[test]
+fn scaffolded_plugins_pass_their_tests_and_build_to_components_the_host_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let sdk = support::repo_root().join("sdk-guest");
+    // The three scaffolds share one target folder: the SDK compiles once.
+    let target = dir.path().join("target");
+    for (name, kind, tests) in [("my_selector", "selector", 3), ("my_policy", "policy", 3), ("my_fee", "fee", 2)] {
+        let new = switchyard(&["plugin", "new", name, "--kind", kind, "--sdk", sdk.to_str().unwrap()])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(new.status.success(), "{}", text(&new.stderr));
+        let crate_dir = dir.path().join(name);
+
+        let test = switchyard(&["plugin", "test", crate_dir.to_str().unwrap()])
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (text(&test.stdout), text(&test.stderr));
+        assert!(test.status.success(), "{kind}: plugin test failed:\n{stdout}\n{stderr}");
+        assert!(stderr.contains("[2/2] plugin tests, wasm32-wasip2, in the sandbox"), "{stderr}");
+        // The template's tests pass natively and in the sandbox (doc tests
+        // only run natively, and there are none).
+        let passed = format!("test result: ok. {tests} passed; 0 failed");
+        assert_eq!(stdout.matches(&passed).count(), 2, "{kind}: expected `{passed}` twice:\n{stdout}");
+
+        let build = switchyard(&["plugin", "build", crate_dir.to_str().unwrap()]).output().unwrap();
+        assert!(build.status.success(), "{kind}: plugin build failed:\n{}", text(&build.stderr));
+        let component = crate_dir.join(format!("{name}.wasm"));
+        let out = check(&[component.to_str().unwrap(), "--kind", kind]);
+        assert!(out.status.success(), "{kind}: the host refuses the scaffold: {}", text(&out.stderr));
+
+        let again = switchyard(&["plugin", "new", name, "--kind", kind, "--sdk", sdk.to_str().unwrap()])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(again.status.code(), Some(1));
+        assert!(text(&again.stderr).contains("never overwrites"), "{}", text(&again.stderr));
+    }
+    let bad = switchyard(&["plugin", "new", "Bad Name", "--kind", "fee", "--sdk", sdk.to_str().unwrap()])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(text(&bad.stderr).contains("is not a plugin name"), "{}", text(&bad.stderr));
+}
+
+#[test]
+fn config_check_names_the_wrong_key_and_never_prints_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("switchyard.toml");
+    std::fs::write(&file, "[network]\nconfirmations = 0\n").unwrap();
+    let out = switchyard(&["config", "check", "--config", file.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("config key `network.confirmations`"), "{}", text(&out.stderr));
+
+    std::fs::write(&file, "queue_url = \"amqp://guest:hunter2@127.0.0.1:5672/%2f\"\n").unwrap();
+    let out = switchyard(&["config", "check", "--config", file.to_str().unwrap()])
+        .env("SWITCHYARD_DATABASE_URL", "postgres://sy:s3cr3t@db:5432/sy")
+        .env("SWITCHYARD_RPC_URL", "https://rpc.example/v2/pr0v1d3r-k3y")
+        .env("SWITCHYARD_API_KEY", "an-api-key-of-32-characters-0000")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout) + &text(&out.stderr);
+    assert!(shown.contains("is valid") && shown.contains("postgres://sy:***@db:5432/sy"), "{shown}");
+    for secret in ["hunter2", "s3cr3t", "pr0v1d3r-k3y", "an-api-key-of-32"] {
+        assert!(!shown.contains(secret), "config check printed {secret}: {shown}");
+    }
+}
+
+#[test]
+fn relayer_keys_are_created_imported_and_listed_encrypted() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let keys_arg = keys.to_str().unwrap();
+    let password = "correct horse battery";
+    // anvil's first dev key.
+    let dev_key = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+    let run = |args: &[&str]| switchyard(args).env("KEY_PASSWORD", password).env("DEV_KEY", dev_key).output().unwrap();
+
+    let new = run(&["relayer", "keys", "new", "--dir", keys_arg, "--name", "hot-1", "--password-env", "KEY_PASSWORD"]);
+    assert!(new.status.success(), "{}", text(&new.stderr));
+    let stdout = text(&new.stdout);
+    assert!(stdout.contains("password_env = \"KEY_PASSWORD\""), "{stdout}");
+    let keystore = std::fs::read_to_string(keys.join("hot-1.json")).unwrap();
+    assert!(keystore.contains("scrypt") && !keystore.contains(&dev_key[2..]), "{keystore}");
+
+    let import = run(&[
+        "relayer",
+        "keys",
+        "import",
+        "--dir",
+        keys_arg,
+        "--name",
+        "dev-0",
+        "--key-env",
+        "DEV_KEY",
+        "--password-env",
+        "KEY_PASSWORD",
+    ]);
+    assert!(import.status.success(), "{}", text(&import.stderr));
+    assert!(text(&import.stdout).contains("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"), "{}", text(&import.stdout));
+    assert!(!(text(&import.stdout) + &text(&import.stderr)).contains(&dev_key[2..]), "the key was echoed");
+
+    let list = run(&["relayer", "keys", "list", "--dir", keys_arg, "--password-env", "KEY_PASSWORD"]);
+    let stdout = text(&list.stdout);
+    assert!(stdout.contains("dev-0.json  0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"), "{stdout}");
+    assert!(stdout.contains("hot-1.json  0x"), "{stdout}");
+
+    // The keystore works as a relayer key source.
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[relayers]]\nid = \"dev-0\"\nkey = {{ keystore = \"{}\", password_env = \"KEY_PASSWORD\" }}\n",
+            keys.join("dev-0.json").display()
+        ),
+    )
+    .unwrap();
+    assert!(run(&["config", "check", "--config", config.to_str().unwrap()]).status.success());
+
+    let again =
+        run(&["relayer", "keys", "new", "--dir", keys_arg, "--name", "hot-1", "--password-env", "KEY_PASSWORD"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("never overwritten"), "{}", text(&again.stderr));
+    let weak = switchyard(&["relayer", "keys", "new", "--dir", keys_arg, "--name", "weak", "--password-env", "WEAK"])
+        .env("WEAK", "short")
+        .output()
+        .unwrap();
+    assert!(text(&weak.stderr).contains("at least 8 characters"), "{}", text(&weak.stderr));
+}
+
+#[test]
+fn health_probe_exits_by_the_answer() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/v1/health", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for answer in ["200 OK", "503 Service Unavailable"] {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf).unwrap();
+            write!(stream, "HTTP/1.1 {answer}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nOK").unwrap();
+        }
+    });
+    assert!(switchyard(&["health", "--url", &url]).status().unwrap().success());
+    let out = switchyard(&["health", "--url", &url]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("503"), "{}", text(&out.stderr));
+    server.join().unwrap();
+    // Nothing listening.
+    let out = switchyard(&["health", "--url", &url, "--timeout-ms", "500"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
 }

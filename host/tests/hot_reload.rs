@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use support::*;
 use switchyard::config::Config;
-use switchyard::plugins::{DecidedBy, PluginHost, PluginKind, PluginWatcher, Selection};
+use switchyard::plugins::{DecidedBy, PluginHost, PluginKind, PluginWatcher, ReloadOutcome, Selection};
 
 const SLOT_FILE: &str = "selector.wasm";
 
@@ -119,4 +119,60 @@ fn editing_the_config_file_reconfigures_the_plugin_without_restart() {
     for _ in 0..4 {
         assert_eq!(choice(), Selection::Chosen("r01".into()));
     }
+}
+
+/// A refused file is reported once, not again on every reload (reading the
+/// plugin files must not set off the next reload either), and the next good
+/// file loads.
+#[test]
+fn a_refused_file_is_reported_once_and_the_next_good_one_loads() {
+    let t =
+        test_host(&[(SLOT_FILE, example("selector_round_robin"))], vec![(PluginKind::Selector, slot(SLOT_FILE, &[]))]);
+    let _watcher = PluginWatcher::start(t.host.clone(), None, Duration::from_millis(20)).unwrap();
+    std::fs::write(t.dir.path().join(SLOT_FILE), b"not a component").unwrap();
+    assert!(wait_until(Duration::from_secs(5), || t.host.rejections() > 0).is_some(), "the bad file was noticed");
+    // Many debounce periods: a reload set off by its own reads would refuse
+    // the file again each time.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(t.host.rejections(), 1);
+    assert_eq!(t.host.reload()[0], ReloadOutcome::Unchanged(PluginKind::Selector));
+    assert_eq!(t.host.rejections(), 1);
+
+    std::fs::write(t.dir.path().join(SLOT_FILE), example("selector_least_pending")).unwrap();
+    let least_pending = sha256(&example("selector_least_pending"));
+    let active = || t.host.active(PluginKind::Selector).map(|p| p.id.version_hash);
+    assert!(wait_until(Duration::from_secs(5), || active().as_ref() == Some(&least_pending)).is_some());
+}
+
+/// Kubernetes updates a mounted ConfigMap the way the kubelet's atomic
+/// writer does: the files are symlinks through `..data`, which is swapped
+/// to a new timestamped folder by a rename. The plugin swaps with it.
+#[test]
+fn a_configmap_update_swaps_the_plugin_in_place() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path();
+    let version = |name: &str, plugin: &str| {
+        std::fs::create_dir(mount.join(name)).unwrap();
+        std::fs::write(mount.join(name).join(SLOT_FILE), example(plugin)).unwrap();
+    };
+    version("..2026_11_24_12_00_00.1", "selector_round_robin");
+    symlink("..2026_11_24_12_00_00.1", mount.join("..data")).unwrap();
+    symlink(format!("..data/{SLOT_FILE}"), mount.join(SLOT_FILE)).unwrap();
+    let config = plugins_config(mount, vec![(PluginKind::Selector, slot(SLOT_FILE, &[]))]);
+    let (host, _) = PluginHost::new(&config, engine(None)).unwrap();
+    let host = std::sync::Arc::new(host);
+    let active = || host.active(PluginKind::Selector).map(|p| p.id.version_hash);
+    assert_eq!(active(), Some(sha256(&example("selector_round_robin"))));
+    let _watcher = PluginWatcher::start(host.clone(), None, Duration::from_millis(50)).unwrap();
+
+    version("..2026_11_24_12_05_00.2", "selector_least_pending");
+    symlink("..2026_11_24_12_05_00.2", mount.join("..data_tmp")).unwrap();
+    std::fs::rename(mount.join("..data_tmp"), mount.join("..data")).unwrap();
+    std::fs::remove_dir_all(mount.join("..2026_11_24_12_00_00.1")).unwrap();
+
+    let least_pending = sha256(&example("selector_least_pending"));
+    let swapped = wait_until(Duration::from_secs(5), || active().as_ref() == Some(&least_pending));
+    assert!(swapped.is_some(), "the ConfigMap update was not loaded");
+    assert_eq!(host.rejections(), 0);
 }

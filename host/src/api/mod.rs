@@ -4,6 +4,7 @@
 //! [`wire::Envelope`].
 
 mod error;
+mod ops;
 mod oz;
 mod pool;
 pub mod wire;
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -46,28 +47,63 @@ impl AppState {
 /// The whole API with its layers: request id (taken from `x-request-id` or
 /// generated, and echoed), tracing, a body-size limit and a deadline.
 pub fn router(state: AppState, http: &HttpConfig) -> Router {
-    let protected =
-        oz::routes().merge(pool::routes()).route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
+    let protected = oz::routes()
+        .merge(pool::routes())
+        .merge(ops::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
     let timeout = Duration::from_millis(http.timeout_ms);
     Router::new()
         .merge(oz::open_routes())
+        .merge(ops::open_routes())
         .merge(protected)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
         })
         .with_state(state)
+        .layer(middleware::from_fn(observe_latency))
         .layer(DefaultBodyLimit::max(http.body_limit_bytes))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http())
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(HandleErrorLayer::new(move |_: tower::BoxError| async move {
                     ApiError::new(StatusCode::REQUEST_TIMEOUT, format!("the request took longer than {timeout:?}"))
                 }))
                 .timeout(timeout),
         )
+}
+
+/// Every log line of a request carries its id. The path, never the query:
+/// a query could carry a secret.
+fn request_span(request: &Request) -> tracing::Span {
+    let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+}
+
+/// `switchyard_http_request_duration_seconds` by the matched route's
+/// template: raw paths carry ids and would make the series unbounded.
+async fn observe_latency(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    // Clients can invent methods; only the standard ones become labels.
+    let method: &'static str = match request.method().as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    crate::telemetry::METRICS
+        .http_duration
+        .with_label_values(&[method, &route, response.status().as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
 }
 
 async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {

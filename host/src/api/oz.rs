@@ -19,10 +19,7 @@ use crate::store::{Transaction, now_ms};
 
 /// Health and readiness: no API key, for load balancers and probes.
 pub(super) fn open_routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/health", get(health))
-        .route("/api/v1/ready", get(ready))
-        .route("/metrics", get(metrics))
+    Router::new().route("/api/v1/health", get(health)).route("/api/v1/ready", get(ready))
 }
 
 pub(super) fn routes() -> Router<AppState> {
@@ -48,11 +45,6 @@ type Answer<T> = Result<Json<Envelope<T>>, ApiError>;
 
 async fn health() -> &'static str {
     "OK"
-}
-
-/// Prometheus' text format.
-async fn metrics() -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::render())
 }
 
 #[derive(Debug, Serialize)]

@@ -36,6 +36,22 @@ pub enum Refusal {
     Other,
 }
 
+impl Outage {
+    pub const ALL: [Outage; 4] = [Outage::Timeout, Outage::ConnectionRefused, Outage::RateLimited, Outage::BadAnswer];
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 7] = [
+        Refusal::NonceTooLow,
+        Refusal::NonceTooHigh,
+        Refusal::AlreadyKnown,
+        Refusal::ReplacementUnderpriced,
+        Refusal::InsufficientFunds,
+        Refusal::Reverted,
+        Refusal::Other,
+    ];
+}
+
 impl fmt::Display for Outage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

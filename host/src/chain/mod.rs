@@ -51,6 +51,19 @@ impl ChainError {
         }
     }
 
+    /// The error with `endpoint`'s URL (whose path or query may hold a
+    /// provider's API key) replaced by its shown form.
+    fn scrubbed(self, endpoint: &Endpoint) -> Self {
+        let scrub = |message: String| {
+            endpoint.secret_forms.iter().fold(message, |message, form| message.replace(form.as_str(), &endpoint.shown))
+        };
+        match self {
+            ChainError::Unavailable { outage, message } => ChainError::Unavailable { outage, message: scrub(message) },
+            ChainError::Refused { refusal, message } => ChainError::Refused { refusal, message: scrub(message) },
+            wrong @ ChainError::WrongChain { .. } => wrong,
+        }
+    }
+
     fn bad_answer(message: String) -> Self {
         ChainError::Unavailable { outage: Outage::BadAnswer, message }
     }
@@ -87,11 +100,26 @@ pub struct Inclusion {
     pub success: bool,
 }
 
+/// One endpoint's answer to a health probe.
+#[derive(Clone, Debug)]
+pub struct EndpointProbe {
+    /// Scheme, host and port only.
+    pub endpoint: String,
+    /// The one calls go to first.
+    pub active: bool,
+    pub head: Result<u64, String>,
+    pub latency: Duration,
+}
+
 /// One configured RPC endpoint.
 #[derive(Debug)]
 struct Endpoint {
-    /// With any password left out, for logs.
+    /// With any password, path and query left out: for logs, metrics and
+    /// status pages.
     shown: String,
+    /// The URL as configured and as the HTTP client prints it, to scrub
+    /// from error messages.
+    secret_forms: Vec<String>,
     provider: RootProvider<Ethereum>,
 }
 
@@ -116,7 +144,7 @@ impl Chain {
         let mut chain = Chain::with_chain_id(urls, timeout, 0)?;
         let mut last = None;
         for endpoint in &chain.endpoints.list {
-            match endpoint.provider.get_chain_id().await.map_err(ChainError::from_transport) {
+            match endpoint.provider.get_chain_id().await.map_err(|e| ChainError::from_transport(e).scrubbed(endpoint)) {
                 Ok(actual) => {
                     let configured = expected.unwrap_or(if chain.chain_id == 0 { actual } else { chain.chain_id });
                     if actual != configured {
@@ -148,12 +176,14 @@ impl Chain {
         let list = urls
             .iter()
             .map(|url| {
-                let shown = crate::config::redact_url(url);
+                let shown = crate::config::redact_endpoint(url);
                 let parsed: reqwest::Url =
                     url.parse().map_err(|e| ChainError::bad_answer(format!("bad RPC URL `{shown}`: {e}")))?;
                 let is_local = parsed.host_str().is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]");
+                let secret_forms = vec![parsed.to_string(), url.clone()];
                 let provider = RootProvider::new(RpcClient::new(Http::with_client(client.clone(), parsed), is_local));
-                Ok(Endpoint { shown, provider })
+                METRICS.rpc_failovers.with_label_values(&[&shown]);
+                Ok(Endpoint { shown, secret_forms, provider })
             })
             .collect::<Result<Vec<_>, ChainError>>()?;
         Ok(Chain { endpoints: Arc::new(Endpoints { list, active: AtomicUsize::new(0) }), chain_id })
@@ -174,7 +204,7 @@ impl Chain {
         for step in 0..count {
             let index = (start + step) % count;
             let endpoint = &endpoints.list[index];
-            match call(endpoint.provider.clone()).await.map_err(ChainError::from_transport) {
+            match call(endpoint.provider.clone()).await.map_err(|e| ChainError::from_transport(e).scrubbed(endpoint)) {
                 Ok(value) => {
                     if index != start
                         && endpoints.active.compare_exchange(start, index, Ordering::Relaxed, Ordering::Relaxed).is_ok()
@@ -196,6 +226,27 @@ impl Chain {
             }
         }
         Err(last.unwrap_or_else(|| ChainError::bad_answer("no RPC endpoint".into())))
+    }
+
+    /// Asks every endpoint for its head, each on its own (no failover), for
+    /// the detailed health page.
+    pub async fn probe_endpoints(&self) -> Vec<EndpointProbe> {
+        let active = self.endpoints.active.load(Ordering::Relaxed) % self.endpoints.list.len();
+        let probes = self.endpoints.list.iter().enumerate().map(|(index, endpoint)| async move {
+            let started = std::time::Instant::now();
+            let head = endpoint
+                .provider
+                .get_block_number()
+                .await
+                .map_err(|e| ChainError::from_transport(e).scrubbed(endpoint).to_string());
+            EndpointProbe {
+                endpoint: endpoint.shown.clone(),
+                active: index == active,
+                head,
+                latency: started.elapsed(),
+            }
+        });
+        futures::future::join_all(probes).await
     }
 
     /// The endpoint calls go to first, for status pages.

@@ -261,6 +261,27 @@ impl Relay {
         self.blocks_scanned.load(Ordering::Relaxed)
     }
 
+    /// Sets the gauges read from the queue and the store. `/metrics` calls
+    /// it on each scrape, so they are as fresh as the scrape and cost
+    /// nothing between scrapes. A backend that does not answer leaves its
+    /// gauges as they were (readiness reports the outage).
+    pub async fn export_gauges(&self) {
+        let metrics = &crate::telemetry::METRICS;
+        if let Ok(stats) = self.queue.stats().await {
+            metrics.queue_depth.set(gauge_value(stats.queued));
+            metrics.queue_in_flight.set(gauge_value(stats.in_flight));
+            metrics.queue_dead_letters.set(gauge_value(stats.dead));
+        }
+        if let Ok(census) = self.store.census().await {
+            for status in TxStatus::ALL {
+                let count = census.by_status.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
+                metrics.transactions.with_label_values(&[status.as_str()]).set(gauge_value(count));
+            }
+            let age_ms = census.oldest_unfinished_at.map_or(0, |at| now_ms().saturating_sub(at).max(0));
+            metrics.oldest_pending.set(age_ms / 1000);
+        }
+    }
+
     async fn stored(&self, id: &str) -> Result<Transaction, SubmitError> {
         Ok(self.store.get(id).await?.ok_or_else(|| StoreError::NotFound(id.to_string()))?)
     }
@@ -279,7 +300,7 @@ impl Relay {
         let usage = Usage { requests_today: self.usage.next() };
         let plugins = self.plugins.clone();
         let asked = request.clone();
-        let verdict = tokio::task::spawn_blocking(move || plugins.evaluate(&asked, usage))
+        let verdict = blocking_in_span(move || plugins.evaluate(&asked, usage))
             .await
             .map_err(|e| SubmitError::Plugin(e.to_string()))?;
         let record = record(PluginKind::Policy, &verdict, verdict_text(&verdict.outcome));
@@ -375,6 +396,17 @@ fn fee_text(fee: &FeeDecision) -> String {
         ),
         FeeDecision::CannotBump(reason) => format!("cannot bump: {reason}"),
     }
+}
+
+fn gauge_value(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// `spawn_blocking` inside the caller's span, so what a plugin call logs
+/// carries the request's or the transaction's id.
+fn blocking_in_span<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> tokio::task::JoinHandle<T> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(call))
 }
 
 #[cfg(test)]

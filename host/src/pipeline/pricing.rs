@@ -58,7 +58,7 @@ impl Relay {
             .map_err(|e| Unpriced::Transient(e.to_string()))?;
         let plugins = self.plugins.clone();
         let asked = request.clone();
-        let decision = tokio::task::spawn_blocking(move || plugins.price(&asked, &market))
+        let decision = super::blocking_in_span(move || plugins.price(&asked, &market))
             .await
             .map_err(|e| Unpriced::Transient(e.to_string()))?;
         let quote = match &decision.outcome {

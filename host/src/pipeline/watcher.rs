@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use alloy_primitives::B256;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::resend::Replaced;
 use super::{Relay, host_record};
@@ -68,7 +69,8 @@ impl Watcher {
         let watched = self.relay.store.in_flight(WATCHED).await.map_err(|e| e.to_string())?;
         let mut canonical = HashMap::new();
         for tx in &watched {
-            if let Err(error) = self.check(tx, head, &mut canonical).await {
+            let span = tracing::info_span!("transaction", id = %tx.id());
+            if let Err(error) = self.check(tx, head, &mut canonical).instrument(span).await {
                 tracing::warn!(transaction = %tx.id(), %error, "transaction check failed; retrying next tick");
             }
         }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::pricing::Unpriced;
 use super::resend::sign_attempt;
@@ -48,7 +49,11 @@ impl Worker {
                 received = self.relay.queue.receive(RECEIVE_WAIT) => received,
             };
             match delivery {
-                Ok(Some(delivery)) => self.handle(delivery).await,
+                Ok(Some(delivery)) => {
+                    let span =
+                        tracing::info_span!("transaction", id = %delivery.transaction_id, delivery = delivery.attempt);
+                    self.handle(delivery).instrument(span).await
+                }
                 Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(%error, "queue receive failed; retrying");
@@ -60,7 +65,7 @@ impl Worker {
 
     async fn handle(&self, delivery: Delivery) {
         let id = delivery.transaction_id.clone();
-        let step = match self.process(&id).await {
+        let step = match self.process(&id, delivery.attempt).await {
             Ok(step) => step,
             Err(error) => Step::Retry(error),
         };
@@ -87,12 +92,16 @@ impl Worker {
         }
     }
 
-    async fn process(&self, id: &str) -> Result<Step, String> {
+    async fn process(&self, id: &str, delivery: u32) -> Result<Step, String> {
         let store = &self.relay.store;
         let Some(tx) = store.get(id).await.map_err(|e| e.to_string())? else {
             tracing::error!(transaction = %id, "queued transaction is not in the store; dropping the entry");
             return Ok(Step::Done);
         };
+        if delivery == 1 {
+            let waited = now_ms().saturating_sub(tx.created_at).max(0) as f64 / 1000.0;
+            crate::telemetry::METRICS.queue_pickup.observe(waited);
+        }
         if tx.status.is_final() || matches!(tx.status, TxStatus::Submitted | TxStatus::Mined) {
             return Ok(Step::Done);
         }
@@ -143,7 +152,7 @@ impl Worker {
                 let plugins = self.relay.plugins.clone();
                 let candidates = self.relay.pool.candidates();
                 let request = tx.request.clone();
-                let decision = tokio::task::spawn_blocking(move || plugins.select(&request, &candidates))
+                let decision = super::blocking_in_span(move || plugins.select(&request, &candidates))
                     .await
                     .map_err(|e| e.to_string())?;
                 let text = selection_text(&decision.outcome);

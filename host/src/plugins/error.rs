@@ -20,6 +20,20 @@ pub enum PluginError {
     MalformedAnswer(String),
 }
 
+impl PluginError {
+    /// The `reason` label of `switchyard_plugin_failures_total`.
+    pub fn metric_reason(&self) -> &'static str {
+        match self {
+            PluginError::NotLoaded(_) => "not_loaded",
+            PluginError::Timeout { .. } => "timeout",
+            PluginError::MemoryLimit { .. } => "memory",
+            PluginError::Trap(_) => "trap",
+            PluginError::Instantiate(_) => "instantiate",
+            PluginError::MalformedAnswer(_) => "malformed_answer",
+        }
+    }
+}
+
 /// Why a plugin file was refused. The slot keeps its previous plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

@@ -123,27 +123,60 @@ fn plugin_interface(exports: &[String]) -> Result<(PluginKind, String), LoadErro
 
 /// Refuses any import outside the grant; when there are several, names the
 /// most serious (network first).
+/// Why the host refuses an import, ranked (0 worst), or `None` when it is
+/// granted.
+fn import_refusal(import: &str) -> Option<(u8, &'static str)> {
+    let own =
+        import.strip_prefix(PLUGIN_PACKAGE).is_some_and(|rest| rest.starts_with("log@") || rest.starts_with("types@"));
+    if own || GRANTED_WASI.iter().any(|prefix| import.starts_with(prefix)) {
+        None
+    } else if import.starts_with("wasi:sockets/") || import.starts_with("wasi:http/") {
+        Some((0, "plugins get no network access"))
+    } else if import.starts_with("wasi:clocks/monotonic-clock@") {
+        Some((1, "it lets a plugin sleep inside the host, beyond its deadline"))
+    } else {
+        Some((2, "it is not part of the plugin contract"))
+    }
+}
+
 pub(crate) fn check_imports(imports: &[String]) -> Result<(), LoadError> {
-    let refusal = |import: &String| -> Option<(u8, &'static str)> {
-        let own = import
-            .strip_prefix(PLUGIN_PACKAGE)
-            .is_some_and(|rest| rest.starts_with("log@") || rest.starts_with("types@"));
-        if own || GRANTED_WASI.iter().any(|prefix| import.starts_with(prefix)) {
-            None
-        } else if import.starts_with("wasi:sockets/") || import.starts_with("wasi:http/") {
-            Some((0, "plugins get no network access"))
-        } else if import.starts_with("wasi:clocks/monotonic-clock@") {
-            Some((1, "it lets a plugin sleep inside the host, beyond its deadline"))
-        } else {
-            Some((2, "it is not part of the plugin contract"))
-        }
-    };
-    let worst =
-        imports.iter().filter_map(|i| refusal(i).map(|(rank, why)| (rank, i, why))).min_by_key(|(rank, ..)| *rank);
+    let worst = imports
+        .iter()
+        .filter_map(|i| import_refusal(i).map(|(rank, why)| (rank, i, why)))
+        .min_by_key(|(rank, ..)| *rank);
     match worst {
         Some((_, import, why)) => Err(LoadError::ForbiddenImport { import: import.clone(), why }),
         None => Ok(()),
     }
+}
+
+/// What `switchyard plugin inspect` shows of a component.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inspection {
+    pub size: usize,
+    pub sha256: String,
+    /// The plugin interface it exports and its WIT version, if exactly one.
+    pub plugin: Option<(PluginKind, String)>,
+    /// Each import, with why the host refuses it if it does.
+    pub imports: Vec<(String, Option<&'static str>)>,
+    pub exports: Vec<String>,
+}
+
+/// Compiles `bytes` and reads its interface; runs nothing.
+pub(crate) fn inspect(runtime: &Runtime, bytes: &[u8]) -> Result<Inspection, LoadError> {
+    check_header(bytes)?;
+    let sha256 = sha256_hex(bytes);
+    let (component, _) = runtime
+        .cache
+        .load_or_compile(&runtime.engine, bytes, &sha256)
+        .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(&runtime.engine).map(|(name, _)| name.to_string()).collect();
+    let imports = ty
+        .imports(&runtime.engine)
+        .map(|(name, _)| (name.to_string(), import_refusal(name).map(|(_, why)| why)))
+        .collect();
+    Ok(Inspection { size: bytes.len(), sha256, plugin: plugin_interface(&exports).ok(), imports, exports })
 }
 
 impl LoadedPlugin {

@@ -29,6 +29,7 @@ use arc_swap::ArcSwapOption;
 pub use cache::CacheOutcome;
 pub use engine::{EngineSettings, default_concurrent_calls};
 pub use error::{LoadError, PluginError};
+pub use loader::Inspection;
 pub use sandbox::Limits;
 pub use test_runner::run_test_binary;
 pub use types::*;
@@ -100,6 +101,9 @@ pub struct PluginHost {
     settings: Mutex<PluginsConfig>,
     sequence: AtomicU64,
     rejections: AtomicU64,
+    /// Per slot, what was last refused (file, content, settings): the same
+    /// refusal is not repeated on every reload.
+    refused: Mutex<[Option<String>; 3]>,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -119,6 +123,7 @@ impl PluginHost {
             settings: Mutex::new(config.clone()),
             sequence: AtomicU64::new(0),
             rejections: AtomicU64::new(0),
+            refused: Mutex::default(),
         };
         let outcomes = host.reload();
         Ok((host, outcomes))
@@ -160,18 +165,30 @@ impl PluginHost {
         call: impl FnOnce(&LoadedPlugin) -> Result<T, PluginError>,
         fallback: impl FnOnce() -> T,
     ) -> Decision<T> {
+        let metrics = &crate::telemetry::METRICS;
         // The guard keeps this version alive even if a swap lands mid-call.
         let plugin = self.slots[kind.index()].load_full();
         let (plugin, reason) = match plugin {
             None => (None, PluginError::NotLoaded(kind)),
-            Some(plugin) => match call(&plugin) {
-                Ok(outcome) => return Decision { outcome, decided_by: DecidedBy::Plugin(plugin.id.clone()) },
-                Err(reason) => {
-                    tracing::warn!(%kind, plugin = %plugin.id, %reason, "plugin failed; the built-in default decides");
-                    (Some(plugin.id.clone()), reason)
+            Some(plugin) => {
+                let labels = [kind.interface(), plugin.id.name.as_str(), plugin.id.short_hash()];
+                let started = std::time::Instant::now();
+                let answer = call(&plugin);
+                metrics.plugin_calls.with_label_values(&labels).inc();
+                metrics.plugin_duration.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
+                match answer {
+                    Ok(outcome) => return Decision { outcome, decided_by: DecidedBy::Plugin(plugin.id.clone()) },
+                    Err(reason) => {
+                        tracing::warn!(%kind, plugin = %plugin.id, %reason, "plugin failed; the built-in default decides");
+                        let [kind, name, version] = labels;
+                        metrics.plugin_failures.with_label_values(&[kind, name, version, reason.metric_reason()]).inc();
+                        (Some(plugin.id.clone()), reason)
+                    }
                 }
-            },
+            }
         };
+        let (name, version) = plugin.as_ref().map_or(("none", ""), |id| (id.name.as_str(), id.short_hash()));
+        metrics.plugin_fallbacks.with_label_values(&[kind.interface(), name, version]).inc();
         Decision { outcome: fallback(), decided_by: DecidedBy::Fallback { plugin, reason } }
     }
 
@@ -218,16 +235,32 @@ impl PluginHost {
         };
         let file = settings.dir.join(&wanted.file);
         let current = slot.load_full();
-        match self.load_slot(kind, &file, wanted, current.as_deref()) {
+        let bytes = std::fs::read(&file);
+        let attempt = match &bytes {
+            Ok(bytes) => format!("{}|{}|{wanted:?}", file.display(), cache::sha256_hex(bytes)),
+            Err(error) => format!("{}|{error}|{wanted:?}", file.display()),
+        };
+        let mut refused = self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if refused[kind.index()].as_ref() == Some(&attempt) {
+            return ReloadOutcome::Unchanged(kind);
+        }
+        let loaded = bytes
+            .map_err(|source| LoadError::Read { path: file.clone(), source })
+            .and_then(|bytes| self.load_slot(kind, &bytes, wanted, current.as_deref()));
+        refused[kind.index()] = loaded.is_err().then_some(attempt);
+        drop(refused);
+        match loaded {
             Ok(None) => ReloadOutcome::Unchanged(kind),
             Ok(Some(plugin)) => {
                 let now = plugin.id.clone();
                 tracing::info!(%kind, file = %file.display(), plugin = %now, cache = ?plugin.cache, "plugin loaded");
                 slot.store(Some(Arc::new(plugin)));
+                crate::telemetry::METRICS.plugin_swaps.with_label_values(&[kind.interface(), "loaded"]).inc();
                 ReloadOutcome::Loaded { kind, previous: current.map(|p| p.id.clone()), now }
             }
             Err(error) => {
                 self.rejections.fetch_add(1, Ordering::Relaxed);
+                crate::telemetry::METRICS.plugin_swaps.with_label_values(&[kind.interface(), "rejected"]).inc();
                 let serving = current.as_ref().map_or("the built-in default".to_string(), |p| p.id.to_string());
                 tracing::warn!(%kind, file = %file.display(), reason = %error, %serving, "plugin rejected; {serving} keeps serving");
                 ReloadOutcome::Rejected { kind, file, reason: error.to_string() }
@@ -239,13 +272,12 @@ impl PluginHost {
     fn load_slot(
         &self,
         kind: PluginKind,
-        file: &Path,
+        bytes: &[u8],
         wanted: &PluginSlot,
         current: Option<&LoadedPlugin>,
     ) -> Result<Option<LoadedPlugin>, LoadError> {
-        let bytes = std::fs::read(file).map_err(|source| LoadError::Read { path: file.into(), source })?;
         let name = wanted.plugin_name();
-        let source = PluginSource::new(&name, &bytes, Some(kind), wanted.config_pairs(), wanted.limits());
+        let source = PluginSource::new(&name, bytes, Some(kind), wanted.config_pairs(), wanted.limits());
         let unchanged = current.is_some_and(|p| {
             p.id.version_hash == source.digest
                 && p.id.name == name
@@ -276,6 +308,16 @@ pub fn check_file(
     };
     let name = plugin_name(path);
     Ok(loader::load(&runtime, PluginSource::new(&name, &bytes, kind, config, limits)).map(|p| p.info()))
+}
+
+/// Reads a component's interface without running it, as `switchyard plugin
+/// inspect` does.
+pub fn inspect_file(path: &Path, engine: EngineSettings) -> anyhow::Result<Result<Inspection, LoadError>> {
+    let runtime = Runtime::new(engine)?;
+    Ok(match std::fs::read(path) {
+        Ok(bytes) => loader::inspect(&runtime, &bytes),
+        Err(source) => Err(LoadError::Read { path: path.into(), source }),
+    })
 }
 
 /// A plugin's name: its file name without `.wasm`.

@@ -61,9 +61,16 @@ pub struct PluginId {
     pub wit_version: String,
 }
 
+impl PluginId {
+    /// The hash's first 12 hex digits: the version shown in logs and metrics.
+    pub fn short_hash(&self) -> &str {
+        &self.version_hash[..12.min(self.version_hash.len())]
+    }
+}
+
 impl fmt::Display for PluginId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.name, &self.version_hash[..12.min(self.version_hash.len())])
+        write!(f, "{}@{}", self.name, self.short_hash())
     }
 }
 

@@ -8,17 +8,17 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Duration;
 
-use notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::{PluginHost, ReloadOutcome};
 use crate::config::Config;
 
-/// Stops watching when dropped.
+/// Stops watching when dropped (the reload thread ends with the channel).
 pub struct PluginWatcher {
-    _debouncer: Debouncer<RecommendedWatcher>,
+    _watcher: RecommendedWatcher,
 }
 
 impl std::fmt::Debug for PluginWatcher {
@@ -33,22 +33,41 @@ impl PluginWatcher {
     /// is refused and the running settings stay).
     pub fn start(host: Arc<PluginHost>, config_file: Option<PathBuf>, debounce: Duration) -> notify::Result<Self> {
         let plugins_dir = host.plugins_dir();
-        let on_change = {
-            let config_file = config_file.clone();
-            move |events: DebounceEventResult| match events {
-                Ok(_) => {
-                    reload(&host, config_file.as_deref());
-                }
-                Err(error) => tracing::warn!(%error, "plugin watcher error"),
+        let (changed, changes) = channel();
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| match event {
+            // Reads are events too (inotify's IN_OPEN): a reload reads every
+            // plugin file, and must not set off the next one.
+            Ok(event) if matches!(event.kind, EventKind::Access(_)) => {}
+            Ok(_) => {
+                let _ = changed.send(());
             }
-        };
-        let mut debouncer = new_debouncer(debounce, on_change)?;
-        debouncer.watcher().watch(&plugins_dir, RecursiveMode::NonRecursive)?;
+            Err(error) => tracing::warn!(%error, "plugin watcher error"),
+        })?;
+        watcher.watch(&plugins_dir, RecursiveMode::NonRecursive)?;
         if let Some(dir) = config_file.as_deref().and_then(Path::parent).filter(|d| *d != plugins_dir) {
-            debouncer.watcher().watch(dir, RecursiveMode::NonRecursive)?;
+            watcher.watch(dir, RecursiveMode::NonRecursive)?;
         }
+        std::thread::Builder::new()
+            .name("plugin-watcher".into())
+            .spawn(move || reload_when_quiet(&changes, debounce, &host, config_file.as_deref()))
+            .map_err(notify::Error::io)?;
         tracing::info!(dir = %plugins_dir.display(), "watching plugins");
-        Ok(PluginWatcher { _debouncer: debouncer })
+        Ok(PluginWatcher { _watcher: watcher })
+    }
+}
+
+/// Reloads once the folders have been quiet for `debounce` after a change:
+/// a copy in progress or a ConfigMap's symlink swap is one change, not many.
+fn reload_when_quiet(changes: &Receiver<()>, debounce: Duration, host: &PluginHost, config_file: Option<&Path>) {
+    while changes.recv().is_ok() {
+        loop {
+            match changes.recv_timeout(debounce) {
+                Ok(()) => continue,
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        reload(host, config_file);
     }
 }
 

@@ -107,8 +107,14 @@ impl Relayer {
     pub fn load(config: &RelayerConfig, env: impl Fn(&str) -> Option<String>) -> Result<Self, RelayerError> {
         let error = |reason: String| RelayerError::Key { id: config.id.clone(), reason };
         let signer = match &config.key {
-            KeySource { keystore: Some(path), password_env: Some(var), .. } => {
-                let password = env(var).ok_or_else(|| error(format!("environment variable {var} is not set")))?;
+            KeySource { keystore: Some(path), password_env, password_file, .. } => {
+                let password = match (password_env, password_file) {
+                    (Some(var), _) => {
+                        env(var).ok_or_else(|| error(format!("environment variable {var} is not set")))?
+                    }
+                    (None, Some(file)) => crate::config::read_secret(file).map_err(error)?,
+                    (None, None) => return Err(error("a keystore needs password_env or password_file".into())),
+                };
                 PrivateKeySigner::decrypt_keystore(path, password)
                     .map_err(|e| error(format!("keystore {}: {e}", path.display())))?
             }
@@ -275,6 +281,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(Relayer::load(&config(keystore.clone()), env).unwrap().address, raw.address);
+        let password_file = dir.path().join("password");
+        std::fs::write(&password_file, "correct horse\n").unwrap();
+        let from_file =
+            KeySource { password_env: None, password_file: Some(password_file.clone()), ..keystore.clone() };
+        assert_eq!(Relayer::load(&config(from_file), env).unwrap().address, raw.address);
 
         let wrong = |var: &str| (var == "PASS").then(|| "wrong".to_string());
         let err = Relayer::load(&config(keystore), wrong).unwrap_err();

@@ -288,6 +288,14 @@ pub struct RelayerCounts {
     pub last_confirmed_at: Option<i64>,
 }
 
+/// How many transactions the store holds in each status, for metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    pub by_status: Vec<(TxStatus, u64)>,
+    /// When the oldest transaction not yet final was accepted (ms).
+    pub oldest_unfinished_at: Option<i64>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Persists an accepted request together with its queue entry, in one
@@ -441,6 +449,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn unfinished(&self, relayer_id: &str) -> Result<Vec<Transaction>, StoreError>;
 
     async fn relayer_counts(&self, relayer_id: &str) -> Result<RelayerCounts, StoreError>;
+
+    /// Counts by status over every transaction (the status index serves it).
+    async fn census(&self) -> Result<Census, StoreError>;
 
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -23,7 +23,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row};
 
 use super::{
-    Attempt, Checkpoint, DecisionRecord, Holder, Lane, MinedIn, NewTransaction, NonceAssignment, Page, Purpose,
+    Attempt, Census, Checkpoint, DecisionRecord, Holder, Lane, MinedIn, NewTransaction, NonceAssignment, Page, Purpose,
     RelayerCounts, Store, StoreError, Transaction, TxStatus, now_ms,
 };
 use crate::config::redact_url;
@@ -1141,6 +1141,24 @@ impl Store for SqlStore {
             pending: from_i64(get(&row, "pending")?)?,
             last_confirmed_at: get(&row, "last_confirmed_at")?,
         })
+    }
+
+    async fn census(&self) -> Result<Census, StoreError> {
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) AS n, MIN(created_at) AS oldest FROM transactions GROUP BY status")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        let mut census = Census::default();
+        for row in &rows {
+            let status: TxStatus = text(row, "status")?.parse().map_err(StoreError::Corrupt)?;
+            census.by_status.push((status, from_i64(get(row, "n")?)?));
+            if !status.is_final() {
+                let oldest: Option<i64> = get(row, "oldest")?;
+                census.oldest_unfinished_at = census.oldest_unfinished_at.into_iter().chain(oldest).min();
+            }
+        }
+        Ok(census)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -200,15 +201,36 @@ pub struct Server {
 
 impl Server {
     pub fn start(config: &Path, env: &[(String, String)]) -> Server {
+        Server::spawn(config, env, Stdio::inherit()).0
+    }
+
+    /// `start`, collecting what the server logs (stderr), line by line.
+    pub fn start_logged(config: &Path, env: &[(String, String)]) -> (Server, Arc<Mutex<Vec<String>>>) {
+        let (server, stderr) = Server::spawn(config, env, Stdio::piped());
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let stderr = stderr.expect("piped stderr");
+        std::thread::spawn(move || {
+            BufReader::new(stderr).lines().map_while(Result::ok).for_each(|line| {
+                sink.lock().unwrap().push(line);
+            })
+        });
+        (server, logs)
+    }
+
+    fn spawn(config: &Path, env: &[(String, String)], stderr: Stdio) -> (Server, Option<std::process::ChildStderr>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .arg("serve")
             .arg("--config")
             .arg(config)
-            .envs(env.iter().map(|(k, v)| (k, v)))
+            // `env` may set its own.
             .env("RUST_LOG", "warn,switchyard=info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("start switchyard serve");
+        let stderr = child.stderr.take();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let first = lines
@@ -219,7 +241,7 @@ impl Server {
         assert!(url.starts_with("http://127.0.0.1:"), "unexpected first line: {first}");
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Server { url, child }
+        (Server { url, child }, stderr)
     }
 
     /// SIGTERM, then waits: the exit status of a graceful drain.

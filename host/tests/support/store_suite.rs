@@ -8,7 +8,7 @@ use std::sync::Arc;
 use alloy_primitives::{Address, U256};
 use switchyard::plugins::{Speed, TxRequest};
 use switchyard::store::{
-    Attempt, Checkpoint, DecisionRecord, MinedIn, NewTransaction, Purpose, Store, StoreError, TxStatus, now_ms,
+    Attempt, Census, Checkpoint, DecisionRecord, MinedIn, NewTransaction, Purpose, Store, StoreError, TxStatus, now_ms,
 };
 
 pub fn new_tx(id: &str) -> NewTransaction {
@@ -266,6 +266,23 @@ pub async fn counts_pending_per_relayer(store: Arc<dyn Store>) {
     assert_eq!(store.relayer_counts("idle").await.unwrap().pending, 0);
 }
 
+pub async fn counts_transactions_by_status_with_the_oldest_unfinished(store: Arc<dyn Store>) {
+    assert_eq!(store.census().await.unwrap(), Census::default());
+    let base = now_ms();
+    for (i, status) in
+        [TxStatus::Confirmed, TxStatus::Submitted, TxStatus::Pending, TxStatus::Pending].iter().enumerate()
+    {
+        let id = format!("n{i}");
+        store.insert(&NewTransaction { created_at: base + i as i64, ..new_tx(&id) }).await.unwrap();
+        store.set_status(&id, *status, None).await.unwrap();
+    }
+    let mut census = store.census().await.unwrap();
+    census.by_status.sort_by_key(|(status, _)| status.as_str());
+    assert_eq!(census.by_status, [(TxStatus::Confirmed, 1), (TxStatus::Pending, 2), (TxStatus::Submitted, 1)],);
+    // n0 is older but final.
+    assert_eq!(census.oldest_unfinished_at, Some(base + 1));
+}
+
 pub async fn cancels_and_replaces_only_before_a_nonce(store: Arc<dyn Store>) {
     store.insert(&new_tx("c1")).await.unwrap();
     assert!(store.cancel_pending("c1", "canceled by the client", &decision("api", "cancel")).await.unwrap());
@@ -474,6 +491,7 @@ macro_rules! store_suite {
             records_attempts_and_the_decision_trail,
             lists_a_relayers_transactions_newest_first,
             counts_pending_per_relayer,
+            counts_transactions_by_status_with_the_oldest_unfinished,
             cancels_and_replaces_only_before_a_nonce,
             a_replacement_at_the_nonce_and_settling_on_the_attempt_mined,
             bumps_and_no_ops_keep_the_content_and_settle_by_purpose,

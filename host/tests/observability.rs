@@ -1,0 +1,176 @@
+//! What an operator sees of a running relay: `/metrics` after real traffic
+//! (API, queue, transactions, relayers, plugins, hot swaps) and JSON logs
+//! whose lines carry the request's and the transaction's ids. Every series
+//! the shipped alert rules and dashboard use must be exported.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::relay::{API_KEY, Anvil, Server, client, submit, write_config};
+
+const PLUGINS: &str = r#"
+[plugins.selector]
+file = "selector.wasm"
+timeout_ms = 50
+[plugins.policy]
+file = "policy_allowlist.wasm"
+timeout_ms = 50
+[plugins.policy.config]
+contracts = "*"
+[plugins.fee]
+file = "fee_eip1559.wasm"
+timeout_ms = 50
+[log]
+format = "json"
+"#;
+
+/// The value of the series `name` whose labels include every `labels` pair.
+fn series(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics.lines().filter(|line| !line.starts_with('#')).find_map(|line| {
+        let (key, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = key.split_once('{').unwrap_or((key, ""));
+        let matches = metric == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+        matches.then(|| value.parse().unwrap())
+    })
+}
+
+async fn scrape(server: &Server) -> String {
+    let answer = client().get(format!("{}/metrics", server.url)).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    answer.text().await.unwrap()
+}
+
+/// The `switchyard_*` series a deploy/ file names, histogram suffixes cut.
+fn series_named_in(file: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(support::repo_root().join(file)).unwrap();
+    let mut names = BTreeSet::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("switchyard_") {
+        let tail = &rest[start..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        let name = &tail[..end];
+        let base = ["_bucket", "_count", "_sum"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+        names.insert(base.to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_logs_show_what_the_relay_did() {
+    let Some(anvil) = Anvil::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // A private plugins folder, watched: the selector is the hostile
+    // trickster, which traps when a request's `mode` hint says so.
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::write(plugins.join("selector.wasm"), support::hostile_plugin("hostile_trickster")).unwrap();
+    for name in ["policy_allowlist", "fee_eip1559"] {
+        std::fs::write(plugins.join(format!("{name}.wasm")), support::example(name)).unwrap();
+    }
+    let (config, mut env) = write_config(dir.path(), &anvil, 1, 2, PLUGINS);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text
+        .replace(&format!("dir = \"{}\"", support::examples().display()), &format!("dir = \"{}\"", plugins.display()))
+        .replace("watch = false", "watch = true\ndebounce_ms = 100");
+    std::fs::write(&config, text).unwrap();
+    env.push(("RUST_LOG".into(), "warn,switchyard=info,tower_http=debug".into()));
+    let (server, logs) = Server::start_logged(&config, &env);
+
+    let mut ids = submit(&server, 0..3).await;
+    let trapping = json!({ "to": support::relay::recipient(3), "value": 1, "hints": { "mode": "panic" } });
+    let (status, answer) = server.post("/api/v1/transactions", &trapping).await;
+    assert_eq!(status, 200, "{answer}");
+    let trapped_id = answer["data"]["id"].as_str().unwrap().to_string();
+    ids.push(trapped_id.clone());
+    let txs = server.wait_final(&ids, Duration::from_secs(60)).await;
+    assert!(txs.iter().all(|tx| tx["status"] == "confirmed"), "{txs:?}");
+    let request_id = "obs-test-request-1";
+    let answer = client()
+        .get(format!("{}/api/v1/no-such-route", server.url))
+        .bearer_auth(API_KEY)
+        .header("x-request-id", request_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404);
+    assert_eq!(answer.headers()["x-request-id"], request_id);
+
+    // A broken selector file is refused; the trickster keeps serving.
+    std::fs::write(plugins.join("selector.wasm"), b"not a component").unwrap();
+    // The relayer's chain state refreshes once its health check (10 s
+    // cache) expires.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let metrics = scrape(&server).await;
+        let rejected = [("kind", "selector"), ("result", "rejected")];
+        if series(&metrics, "switchyard_plugin_swaps_total", &rejected) == Some(1.0)
+            && series(&metrics, "switchyard_relayer_nonce", &[("relayer", "relayer-1")]) == Some(4.0)
+        {
+            break metrics;
+        }
+        assert!(Instant::now() < deadline, "no refused selector or no fresh relayer nonce:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        series(&metrics, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{metrics}"))
+    };
+
+    // API: by route template, method and status.
+    let submitted = [("method", "POST"), ("route", "/api/v1/transactions"), ("status", "200")];
+    assert_eq!(get("switchyard_http_request_duration_seconds_count", &submitted), 4.0);
+    let unmatched = [("route", "unmatched"), ("status", "404")];
+    assert_eq!(get("switchyard_http_request_duration_seconds_count", &unmatched), 1.0);
+    // Queue: everything picked up once and done.
+    assert_eq!(get("switchyard_queue_pickup_seconds_count", &[]), 4.0);
+    assert_eq!(get("switchyard_queue_depth", &[]), 0.0);
+    assert_eq!(get("switchyard_queue_dead_letters", &[]), 0.0);
+    // Transactions, from the store.
+    assert_eq!(get("switchyard_transactions", &[("status", "confirmed")]), 4.0);
+    assert_eq!(get("switchyard_transactions", &[("status", "pending")]), 0.0);
+    assert_eq!(get("switchyard_transactions_oldest_pending_seconds", &[]), 0.0);
+    // Relayers.
+    assert_eq!(get("switchyard_relayer_nonce", &[("relayer", "relayer-1")]), 4.0);
+    assert_eq!(get("switchyard_relayer_state", &[("relayer", "relayer-1"), ("state", "healthy")]), 1.0);
+    assert!(get("switchyard_relayer_balance_wei", &[("relayer", "relayer-1")]) > 0.0);
+    // Plugins, by kind, file and version: the trap fell back to the default.
+    let trickster = support::sha256(&support::hostile_plugin("hostile_trickster"));
+    let selector = [("kind", "selector"), ("plugin", "selector"), ("version", &trickster[..12])];
+    assert_eq!(get("switchyard_plugin_calls_total", &selector), 4.0);
+    assert_eq!(get("switchyard_plugin_call_duration_seconds_count", &selector), 4.0);
+    assert_eq!(get("switchyard_plugin_failures_total", &[selector.as_slice(), &[("reason", "trap")]].concat()), 1.0);
+    assert_eq!(get("switchyard_plugin_fallbacks_total", &selector), 1.0);
+    assert!(get("switchyard_plugin_calls_total", &[("kind", "fee"), ("plugin", "fee_eip1559")]) >= 4.0);
+    assert_eq!(get("switchyard_plugin_swaps_total", &[("kind", "selector"), ("result", "loaded")]), 1.0);
+    assert_eq!(get("switchyard_plugin_swaps_total", &[("kind", "selector"), ("result", "rejected")]), 1.0);
+
+    // Every series the alert rules and the dashboard use is exported.
+    for file in ["deploy/prometheus/alerts.yaml", "deploy/grafana/switchyard.json"] {
+        for name in series_named_in(file) {
+            assert!(
+                metrics.lines().any(|l| l.starts_with(&format!("# TYPE {name} "))),
+                "{file} uses {name}, which /metrics does not export"
+            );
+        }
+    }
+
+    // Logs: JSON lines; the request's lines carry its id, the trap's line
+    // the transaction's.
+    server.stop();
+    let logs = logs.lock().unwrap().clone();
+    let lines: Vec<Value> = logs.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(!lines.is_empty() && lines.len() == logs.len(), "every log line is JSON:\n{}", logs.join("\n"));
+    let in_span = |line: &Value, name: &str, field: &str, value: &str| {
+        line["spans"].as_array().is_some_and(|spans| spans.iter().any(|s| s["name"] == name && s[field] == value))
+    };
+    let of_request: Vec<&Value> = lines.iter().filter(|l| in_span(l, "request", "request_id", request_id)).collect();
+    assert!(!of_request.is_empty(), "no log line carries request id {request_id}:\n{}", logs.join("\n"));
+    let trap = lines
+        .iter()
+        .find(|l| l["message"].as_str().is_some_and(|m| m.contains("plugin failed")))
+        .unwrap_or_else(|| panic!("the trap was not logged:\n{}", logs.join("\n")));
+    assert!(in_span(trap, "transaction", "id", &trapped_id), "the trap's line lacks the transaction id: {trap}");
+}
