@@ -191,9 +191,13 @@ fn announce(address: &str, api_key: &str, generated: bool, relay: &Relay) {
     println!("Switchyard is listening on http://{address}");
     println!("  chain:    {} (chain id {})", relay.chain.active_endpoint(), relay.chain.chain_id());
     println!("  relayers: {}", relayers.join(", "));
-    if generated {
+    // A key the operator set is a secret: never printed.
+    let api_key = if generated {
         println!("  API key:  {api_key}   (generated for this run; set SWITCHYARD_API_KEY to fix one)");
-    }
+        api_key
+    } else {
+        "$SWITCHYARD_API_KEY"
+    };
     println!();
     println!("Relay a transaction through the pool (the selector plugin picks the relayer):");
     println!(

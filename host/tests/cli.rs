@@ -181,6 +181,9 @@ fn relayer_keys_are_created_imported_and_listed_encrypted() {
     assert!(new.status.success(), "{}", text(&new.stderr));
     let stdout = text(&new.stdout);
     assert!(stdout.contains("password_env = \"KEY_PASSWORD\""), "{stdout}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(&keys), mode(&keys.join("hot-1.json"))), (0o700, 0o600), "keystores are the owner's alone");
     let keystore = std::fs::read_to_string(keys.join("hot-1.json")).unwrap();
     assert!(keystore.contains("scrypt") && !keystore.contains(&dev_key[2..]), "{keystore}");
 

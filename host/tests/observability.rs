@@ -9,23 +9,12 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::relay::{API_KEY, Anvil, Server, client, submit, write_config};
+use support::relay::{API_KEY, Anvil, STANDARD_PLUGINS, Server, client, submit, write_config};
 
-const PLUGINS: &str = r#"
-[plugins.selector]
-file = "selector.wasm"
-timeout_ms = 50
-[plugins.policy]
-file = "policy_allowlist.wasm"
-timeout_ms = 50
-[plugins.policy.config]
-contracts = "*"
-[plugins.fee]
-file = "fee_eip1559.wasm"
-timeout_ms = 50
-[log]
-format = "json"
-"#;
+/// The standard plugins, but the selector is whatever `selector.wasm` holds.
+fn plugin_slots() -> String {
+    STANDARD_PLUGINS.replace("selector_round_robin.wasm", "selector.wasm") + "[log]\nformat = \"json\"\n"
+}
 
 /// The value of the series `name` whose labels include every `labels` pair.
 fn series(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -71,7 +60,7 @@ async fn metrics_and_logs_show_what_the_relay_did() {
     for name in ["policy_allowlist", "fee_eip1559"] {
         std::fs::write(plugins.join(format!("{name}.wasm")), support::example(name)).unwrap();
     }
-    let (config, mut env) = write_config(dir.path(), &anvil, 1, 2, PLUGINS);
+    let (config, mut env) = write_config(dir.path(), &anvil, 1, 2, &plugin_slots());
     let text = std::fs::read_to_string(&config).unwrap();
     let text = text
         .replace(&format!("dir = \"{}\"", support::examples().display()), &format!("dir = \"{}\"", plugins.display()))
@@ -158,9 +147,15 @@ async fn metrics_and_logs_show_what_the_relay_did() {
     }
 
     // Logs: JSON lines; the request's lines carry its id, the trap's line
-    // the transaction's.
+    // the transaction's. The configured API key is printed nowhere.
+    let printed = server.stdout.clone();
     server.stop();
     let logs = logs.lock().unwrap().clone();
+    let printed = printed.lock().unwrap().clone();
+    assert!(printed.iter().any(|l| l.contains("$SWITCHYARD_API_KEY")), "{printed:?}");
+    for line in logs.iter().chain(&printed) {
+        assert!(!line.contains(API_KEY), "the API key was printed: {line}");
+    }
     let lines: Vec<Value> = logs.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(!lines.is_empty() && lines.len() == logs.len(), "every log line is JSON:\n{}", logs.join("\n"));
     let in_span = |line: &Value, name: &str, field: &str, value: &str| {

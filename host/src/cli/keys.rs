@@ -3,6 +3,7 @@
 //! environment variable or a file, never from the command line, where
 //! `ps` and shell history would keep them.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use alloy::signers::local::PrivateKeySigner;
@@ -150,7 +151,13 @@ fn write(target: &Target, password: &Password, secret: &[u8]) -> anyhow::Result<
     if file.exists() {
         bail!("{} exists; keystores are never overwritten", file.display());
     }
-    std::fs::create_dir_all(&target.dir).with_context(|| format!("creating {}", target.dir.display()))?;
+    // A new folder is the owner's alone, so the keystore is never readable
+    // by others, not even before it is restricted.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&target.dir)
+        .with_context(|| format!("creating {}", target.dir.display()))?;
     eprintln!("encrypting (scrypt: this takes a few seconds)…");
     let (signer, _) = PrivateKeySigner::encrypt_keystore(
         &target.dir,

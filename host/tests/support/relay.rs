@@ -196,6 +196,8 @@ timeout_ms = 50
 /// A running `switchyard serve`.
 pub struct Server {
     pub url: String,
+    /// What it printed on stdout so far.
+    pub stdout: Arc<Mutex<Vec<String>>>,
     child: Child,
 }
 
@@ -240,8 +242,10 @@ impl Server {
         let url = first.rsplit(' ').next().unwrap().to_string();
         assert!(url.starts_with("http://127.0.0.1:"), "unexpected first line: {first}");
         // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        (Server { url, child }, stderr)
+        let printed = Arc::new(Mutex::new(vec![first]));
+        let sink = printed.clone();
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|line| sink.lock().unwrap().push(line)));
+        (Server { url, stdout: printed, child }, stderr)
     }
 
     /// SIGTERM, then waits: the exit status of a graceful drain.
