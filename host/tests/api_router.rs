@@ -98,7 +98,7 @@ impl Api {
         };
         let response = self.app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
         let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 16 << 20).await.unwrap();
         let value =
             serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
         (status, value)
@@ -425,4 +425,87 @@ async fn a_request_past_the_deadline_is_answered_408_in_the_envelope() {
         serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap()).unwrap();
     assert_eq!(body["success"], false);
     assert!(body["error"].as_str().unwrap().contains("took longer than"), "{body}");
+}
+
+/// Every operation of the OpenAPI document is served by its handler (never
+/// the fallbacks), asks for the API key exactly where the document says so,
+/// and answers only statuses the document lists; on every documented path,
+/// an undocumented method is refused.
+#[tokio::test]
+async fn every_route_in_the_openapi_document_is_served_as_documented() {
+    let api = api().await;
+    let document = serde_json::to_value(api::openapi()).unwrap();
+    let paths = document["paths"].as_object().unwrap();
+    assert!(paths.len() >= 20, "{} paths", paths.len());
+    for (path, item) in paths {
+        let uri = path
+            .replace("{relayer_id}", "relayer-1")
+            .replace("{transaction_id}", "no-such-transaction")
+            .replace("{nonce}", "7");
+        for method in ["get", "post", "put", "delete", "patch"] {
+            let verb = method.to_uppercase();
+            let body = matches!(method, "post" | "put").then_some("{}");
+            let Some(operation) = item.get(method) else {
+                let answer = api.call(&verb, &uri, body, Some(KEY)).await;
+                assert_failure(&answer, StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+                continue;
+            };
+            let secured = operation["security"].as_array().is_some_and(|s| !s.is_empty());
+            let (status, answer) = api.call(&verb, &uri, body, None).await;
+            assert_eq!(status == StatusCode::UNAUTHORIZED, secured, "{verb} {path} without a key: {status} {answer}");
+
+            let (status, answer) = api.call(&verb, &uri, body, Some(KEY)).await;
+            let documented = operation["responses"].as_object().unwrap();
+            assert!(documented.contains_key(status.as_str()), "{verb} {path}: {status} is not documented: {answer}");
+            assert_ne!(answer["error"], "no such endpoint", "{verb} {path} fell through to the fallback");
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{verb} {path}");
+        }
+    }
+}
+
+/// The router has no way to serve a route the document lacks: the API's
+/// modules register routes only through `routes!`, from `#[utoipa::path]`.
+#[test]
+fn no_route_is_registered_outside_the_openapi_document() {
+    let api_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+    for entry in std::fs::read_dir(&api_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let source = std::fs::read_to_string(&path).unwrap();
+        for undocumented in [".route(", ".route_service(", ".nest(", ".nest_service(", "axum::routing"] {
+            assert!(!source.contains(undocumented), "{} registers a route with `{undocumented}`", path.display());
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_and_swagger_ui_are_served_without_the_network() {
+    let api = api().await;
+    let (status, served) = api.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(served, serde_json::to_value(api::openapi()).unwrap());
+    assert_eq!(served["openapi"], "3.1.0");
+    assert_eq!(served["components"]["securitySchemes"]["bearer_auth"]["scheme"], "bearer");
+    // OpenZeppelin Relayer's operation ids, so generated clients keep their names.
+    let send = &served["paths"]["/api/v1/relayers/{relayer_id}/transactions"]["post"];
+    assert_eq!(send["operationId"], "sendTransaction");
+    assert!(
+        send["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap()
+            .ends_with("/TransactionBody")
+    );
+
+    let (status, _) = api.call("GET", api::SWAGGER_UI_PATH, None, None).await;
+    assert!(status.is_redirection(), "{status}");
+    let (status, page) = api.call("GET", &format!("{}/", api::SWAGGER_UI_PATH), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.as_str().unwrap().contains("swagger-ui"), "{page}");
+    // The assets are compiled in, and the page loads this document.
+    let (status, script) =
+        api.call("GET", &format!("{}/swagger-initializer.js", api::SWAGGER_UI_PATH), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(script.as_str().unwrap().contains("/api/v1/openapi.json"), "{script}");
+    let (status, bundle) = api.call("GET", &format!("{}/swagger-ui-bundle.js", api::SWAGGER_UI_PATH), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(bundle.as_str().unwrap().len() > 100_000);
 }

@@ -254,3 +254,11 @@ fn health_probe_exits_by_the_answer() {
     let out = switchyard(&["health", "--url", &url, "--timeout-ms", "500"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn openapi_prints_the_document_the_server_serves() {
+    let output = switchyard(&["openapi"]).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed, serde_json::to_value(switchyard::api::openapi()).unwrap());
+}

@@ -6,7 +6,6 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::wire::Envelope;
 use crate::pipeline::SubmitError;
 use crate::relayers::RelayerError;
 use crate::store::StoreError;
@@ -45,8 +44,60 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, error = %self.message, "request failed");
         }
-        (self.status, Json(Envelope::<()>::failure(self.message))).into_response()
+        (self.status, Json(Failure { success: false, data: None, error: self.message })).into_response()
     }
+}
+
+/// How every failure is answered: OpenZeppelin Relayer's envelope with no
+/// data.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Failure {
+    /// Always `false`.
+    success: bool,
+    /// Always `null`.
+    #[schema(value_type = Option<Object>)]
+    data: Option<()>,
+    error: String,
+}
+
+/// The failures any request can meet.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Documentation only: the variants are never built.
+pub(super) enum CommonFailures {
+    #[response(status = 408, description = "The request took longer than `http.timeout_ms`")]
+    Timeout(Failure),
+    #[response(status = 500, description = "A fault inside Switchyard")]
+    Internal(Failure),
+    #[response(status = 503, description = "The database, the queue or the chain does not answer")]
+    Unavailable(Failure),
+}
+
+/// What an endpoint behind the API key adds.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(super) enum KeyFailures {
+    #[response(status = 400, description = "A path or query parameter that does not parse")]
+    BadRequest(Failure),
+    #[response(status = 401, description = "No API key, or the wrong one")]
+    Unauthorized(Failure),
+    #[response(status = 404, description = "No such relayer or transaction")]
+    NotFound(Failure),
+}
+
+/// What an endpoint that takes a JSON body adds.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(super) enum BodyFailures {
+    #[response(status = 403, description = "The policy plugin denied the request")]
+    Denied(Failure),
+    #[response(status = 409, description = "The relayer is paused, or the transaction can no longer change")]
+    Conflict(Failure),
+    #[response(status = 413, description = "The body is larger than `http.body_limit_bytes`")]
+    TooLarge(Failure),
+    #[response(status = 415, description = "The body is not `application/json`")]
+    NotJson(Failure),
+    #[response(status = 422, description = "The body is JSON but not a valid request; the message names the field")]
+    Invalid(Failure),
 }
 
 impl From<JsonRejection> for ApiError {

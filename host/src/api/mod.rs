@@ -9,7 +9,7 @@ mod oz;
 mod pool;
 pub mod wire;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -21,6 +21,11 @@ use axum::response::Response;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::ApiError;
 
@@ -47,15 +52,11 @@ impl AppState {
 /// The whole API with its layers: request id (taken from `x-request-id` or
 /// generated, and echoed), tracing, a body-size limit and a deadline.
 pub fn router(state: AppState, http: &HttpConfig) -> Router {
-    let protected = oz::routes()
-        .merge(pool::routes())
-        .merge(ops::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
+    let (open, protected) = documented_routes();
+    let protected = protected.route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
+    let (api, _) = open.merge(protected).split_for_parts();
     let timeout = Duration::from_millis(http.timeout_ms);
-    Router::new()
-        .merge(oz::open_routes())
-        .merge(ops::open_routes())
-        .merge(protected)
+    api.merge(swagger_ui())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
@@ -73,6 +74,69 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
                 }))
                 .timeout(timeout),
         )
+}
+
+/// Every endpoint, open and behind the API key. A route is registered only
+/// through `routes!` from its `#[utoipa::path]`, so the router and the
+/// OpenAPI document are built from the same list and cannot drift.
+fn documented_routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
+    let open = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(oz::open_routes()).merge(ops::open_routes());
+    let protected = oz::routes().merge(pool::routes()).merge(ops::routes());
+    (open, protected)
+}
+
+/// Where the Swagger UI page is served; its assets are compiled in.
+pub const SWAGGER_UI_PATH: &str = "/docs";
+const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+/// The OpenAPI document of [`router`]: every route it serves, with the API
+/// key required exactly where the router requires it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (open, protected) = documented_routes();
+    let mut protected = protected.into_openapi();
+    for item in protected.paths.paths.values_mut() {
+        for operation in operations(item) {
+            operation.security = Some(vec![SecurityRequirement::new(BEARER_AUTH, Vec::<String>::new())]);
+        }
+    }
+    let mut document = open.into_openapi();
+    document.merge(protected);
+    let components = document.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(BEARER_AUTH, SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    document
+}
+
+/// The name OpenZeppelin Relayer's document gives its API key scheme.
+const BEARER_AUTH: &str = "bearer_auth";
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.options, &mut item.head, &mut item.patch]
+        .into_iter()
+        .filter_map(Option::as_mut)
+}
+
+static OPENAPI_JSON: LazyLock<String> =
+    LazyLock::new(|| serde_json::to_string(&openapi()).expect("an OpenAPI document always serializes"));
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Switchyard",
+        description = "A transaction relay for EVM chains whose routing, admission and fee decisions are \
+                       sandboxed WebAssembly plugins. The `Relayers` endpoints are OpenZeppelin Relayer v1's; \
+                       `Pool` endpoints let the selector plugin choose the relayer."
+    ),
+    tags(
+        (name = "Relayers", description = "OpenZeppelin Relayer v1's EVM endpoints, for its clients unmodified"),
+        (name = "Pool", description = "Submit to the relayer pool; read the decision trail"),
+        (name = "Health", description = "Liveness, readiness and every dependency's state"),
+        (name = "Operations", description = "Metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+fn swagger_ui() -> Router<AppState> {
+    SwaggerUi::new(SWAGGER_UI_PATH).config(utoipa_swagger_ui::Config::new([OPENAPI_PATH])).into()
 }
 
 /// Every log line of a request carries its id. The path, never the query:
@@ -131,10 +195,15 @@ fn sender(state: &AppState, tx: &crate::store::Transaction) -> Option<alloy_prim
 }
 
 /// `?page=&per_page=`, counted from 1.
-#[derive(Clone, Copy, Debug, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// From 1; 1 when absent.
+    #[param(minimum = 1, default = 1)]
     page: u32,
+    /// 1 to 100; 10 when absent.
+    #[param(minimum = 1, maximum = 100, default = 10)]
     per_page: u32,
 }
 

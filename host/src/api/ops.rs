@@ -5,33 +5,45 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
+use super::error::{CommonFailures, KeyFailures};
 use super::wire::Envelope;
 use crate::plugins::PluginKind;
 use crate::relayers::health::HealthState;
 
-pub(super) fn open_routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+pub(super) fn open_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics)).routes(routes!(openapi_document))
 }
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/health/detailed", get(detailed))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(detailed))
+}
+
+/// This document, as JSON. Open: it describes the API and holds no secret.
+#[utoipa::path(get, path = "/api/v1/openapi.json", operation_id = "openapi", tag = "Operations", security(),
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object)))]
+async fn openapi_document() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], super::OPENAPI_JSON.as_str())
 }
 
 /// Prometheus' text format. Gauges of shared state are read now.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "Operations", security(),
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.relay.export_gauges().await;
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::render())
 }
 
 /// Every dependency with its state and how long it took to answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct DetailedHealth {
     /// `healthy` when the database, the queue and an RPC endpoint answer.
     pub status: &'static str,
@@ -43,7 +55,7 @@ pub(super) struct DetailedHealth {
     pub plugins: Vec<PluginView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct Dependency {
     /// `healthy`, `unhealthy` or `not_configured`.
     pub status: &'static str,
@@ -51,7 +63,7 @@ pub(super) struct Dependency {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct RpcEndpoint {
     /// Scheme, host and port only: providers put API keys in the path.
     pub endpoint: String,
@@ -62,7 +74,7 @@ pub(super) struct RpcEndpoint {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct RelayerHealthView {
     pub id: String,
     pub address: String,
@@ -77,7 +89,7 @@ pub(super) struct RelayerHealthView {
     pub checked_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct PluginView {
     pub kind: PluginKind,
     /// `loaded`, or `built_in` when the slot is empty and the host's default
@@ -104,6 +116,9 @@ async fn timed<T, E: ToString>(call: impl Future<Output = Result<T, E>>) -> Depe
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/health/detailed", operation_id = "detailedHealth", tag = "Health",
+    responses((status = 200, description = "Every dependency with its state and latency", body = Envelope<DetailedHealth>),
+              CommonFailures, KeyFailures))]
 async fn detailed(State(state): State<AppState>) -> Json<Envelope<DetailedHealth>> {
     let relay = &state.relay;
     let redis = async {

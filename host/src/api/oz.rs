@@ -1,15 +1,18 @@
 //! OpenZeppelin Relayer v1's EVM endpoints, with its paths and encodings.
 
 use alloy_primitives::{B256, Signature, keccak256};
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::error::{BodyFailures, CommonFailures, KeyFailures};
 use super::wire::{Envelope, OzTransaction, Pagination, TransactionBody};
 use super::{ApiError, AppState, PageQuery};
 use crate::pipeline::Submission;
@@ -18,46 +21,53 @@ use crate::relayers::Relayer;
 use crate::store::{Transaction, now_ms};
 
 /// Health and readiness: no API key, for load balancers and probes.
-pub(super) fn open_routes() -> Router<AppState> {
-    Router::new().route("/api/v1/health", get(health)).route("/api/v1/ready", get(ready))
+pub(super) fn open_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready))
 }
 
-pub(super) fn routes() -> Router<AppState> {
-    let relayer = "/api/v1/relayers/{relayer_id}";
-    Router::new()
-        .route("/api/v1/relayers", get(list_relayers))
-        .route(relayer, get(get_relayer))
-        .route(&format!("{relayer}/status"), get(relayer_status))
-        .route(&format!("{relayer}/balance"), get(relayer_balance))
-        .route(&format!("{relayer}/sign"), post(sign))
-        .route(&format!("{relayer}/sign-typed-data"), post(sign_typed_data))
-        .route(&format!("{relayer}/transactions"), post(send_transaction).get(list_transactions))
-        .route(&format!("{relayer}/transactions/"), get(list_transactions))
-        .route(&format!("{relayer}/transactions/by-nonce/{{nonce}}"), get(transaction_by_nonce))
-        .route(&format!("{relayer}/transactions/pending"), delete(cancel_all_pending))
-        .route(
-            &format!("{relayer}/transactions/{{transaction_id}}"),
-            get(get_transaction).put(replace_transaction).delete(cancel_transaction),
-        )
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_relayers))
+        .routes(routes!(get_relayer))
+        .routes(routes!(relayer_status))
+        .routes(routes!(relayer_balance))
+        .routes(routes!(sign))
+        .routes(routes!(sign_typed_data))
+        .routes(routes!(send_transaction, list_transactions_without_slash))
+        .routes(routes!(list_transactions))
+        .routes(routes!(transaction_by_nonce))
+        .routes(routes!(cancel_all_pending))
+        .routes(routes!(get_transaction, replace_transaction, cancel_transaction))
 }
+
+/// OpenZeppelin Relayer's tag for these endpoints.
+const TAG: &str = "Relayers";
 
 type Answer<T> = Result<Json<Envelope<T>>, ApiError>;
 
+#[utoipa::path(get, path = "/api/v1/health", operation_id = "health", tag = "Health", security(),
+    responses((status = 200, description = "The process is up", body = String, content_type = "text/plain")))]
 async fn health() -> &'static str {
     "OK"
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Readiness {
     ready: bool,
     status: &'static str,
     reason: Option<String>,
+    /// `system`, `redis`, `queue`, `database` and `chain`, each with a
+    /// `status`.
+    #[schema(value_type = Object)]
     components: serde_json::Value,
     timestamp: String,
 }
 
 /// Ready when the store, the queue and the chain answer; a configured
 /// Redis that does not answer shows as unhealthy.
+#[utoipa::path(get, path = "/api/v1/ready", operation_id = "readiness", tag = "Health", security(),
+    responses((status = 200, description = "The store, the queue and the chain answer", body = Readiness),
+              (status = 503, description = "A dependency does not answer; `reason` says which", body = Readiness)))]
 async fn ready(State(state): State<AppState>) -> Response {
     let relay = &state.relay;
     let store = relay.store.ping().await.err().map(|e| e.to_string());
@@ -132,7 +142,7 @@ fn system_health() -> serde_json::Value {
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct RelayerView {
     id: String,
     name: String,
@@ -143,6 +153,7 @@ struct RelayerView {
     address: String,
     system_disabled: bool,
     disabled_reason: Option<String>,
+    #[schema(value_type = Option<Object>)]
     policies: Option<()>,
     notification_id: Option<String>,
     custom_rpc_urls: Option<Vec<String>>,
@@ -170,6 +181,13 @@ pub(super) fn relayer<'a>(state: &'a AppState, id: &str) -> Result<&'a Relayer, 
     state.relay.pool.get(id).ok_or_else(|| ApiError::not_found(format!("Relayer with ID {id} not found")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/relayers",
+    operation_id = "listRelayers",
+    tag = TAG,
+    responses((status = 200, description = "Every relayer of the pool", body = Envelope<Vec<RelayerView>>), CommonFailures, KeyFailures)
+)]
 async fn list_relayers(State(state): State<AppState>) -> Answer<Vec<RelayerView>> {
     let relayers: Vec<_> = state.relay.pool.iter().map(|r| relayer_view(&state, r)).collect();
     let total = relayers.len() as u64;
@@ -178,12 +196,20 @@ async fn list_relayers(State(state): State<AppState>) -> Answer<Vec<RelayerView>
     Ok(Json(envelope))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/relayers/{relayer_id}",
+    operation_id = "getRelayer",
+    tag = TAG,
+    params(("relayer_id" = String, Path, description = "The relayer's id")),
+    responses((status = 200, description = "The relayer", body = Envelope<RelayerView>), CommonFailures, KeyFailures)
+)]
 async fn get_relayer(State(state): State<AppState>, path: Result<Path<String>, PathRejection>) -> Answer<RelayerView> {
     let Path(id) = path?;
     Ok(Json(Envelope::ok(relayer_view(&state, relayer(&state, &id)?))))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct RelayerStatus {
     network_type: &'static str,
     balance: String,
@@ -204,6 +230,14 @@ struct RelayerStatus {
     checked_at: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/relayers/{relayer_id}/status",
+    operation_id = "getRelayerStatus",
+    tag = TAG,
+    params(("relayer_id" = String, Path, description = "The relayer's id")),
+    responses((status = 200, description = "Its balance, nonce, pending count and health", body = Envelope<RelayerStatus>), CommonFailures, KeyFailures)
+)]
 async fn relayer_status(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -234,13 +268,26 @@ async fn relayer_status(
     })))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Balance {
     /// A JSON number however large: the spec says integer.
+    #[schema(schema_with = whole_number)]
     balance: Box<RawValue>,
     unit: &'static str,
 }
 
+fn whole_number() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::Integer).minimum(Some(0)).build()
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/relayers/{relayer_id}/balance",
+    operation_id = "getRelayerBalance",
+    tag = TAG,
+    params(("relayer_id" = String, Path, description = "The relayer's id")),
+    responses((status = 200, description = "Its balance, fresh from the chain", body = Envelope<Balance>), CommonFailures, KeyFailures)
+)]
 async fn relayer_balance(State(state): State<AppState>, path: Result<Path<String>, PathRejection>) -> Answer<Balance> {
     let Path(id) = path?;
     let relayer = relayer(&state, &id)?;
@@ -249,13 +296,13 @@ async fn relayer_balance(State(state): State<AppState>, path: Result<Path<String
     Ok(Json(Envelope::ok(Balance { balance, unit: "wei" })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignBody {
     message: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct SignatureView {
     r: String,
     s: String,
@@ -276,6 +323,15 @@ impl From<Signature> for SignatureView {
 }
 
 /// EIP-191 over the UTF-8 bytes of `message`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/relayers/{relayer_id}/sign",
+    operation_id = "sign",
+    tag = TAG,
+    params(("relayer_id" = String, Path, description = "The relayer's id")),
+    request_body = SignBody,
+    responses((status = 200, description = "The EIP-191 signature", body = Envelope<SignatureView>), CommonFailures, KeyFailures, BodyFailures)
+)]
 async fn sign(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -287,7 +343,7 @@ async fn sign(
     Ok(Json(Envelope::ok(signature.into())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignTypedDataBody {
     domain_separator: String,
@@ -295,6 +351,15 @@ struct SignTypedDataBody {
 }
 
 /// EIP-712: signs `keccak256(0x1901 ‖ domain separator ‖ struct hash)`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/relayers/{relayer_id}/sign-typed-data",
+    operation_id = "signTypedData",
+    tag = TAG,
+    params(("relayer_id" = String, Path, description = "The relayer's id")),
+    request_body = SignTypedDataBody,
+    responses((status = 200, description = "The EIP-712 signature", body = Envelope<SignatureView>), CommonFailures, KeyFailures, BodyFailures)
+)]
 async fn sign_typed_data(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -340,6 +405,15 @@ pub(super) fn submission(body: TransactionBody, relayer_id: Option<String>) -> R
     Ok(Submission { request, relayer_id, valid_until: body.valid_until })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/relayers/{relayer_id}/transactions",
+    operation_id = "sendTransaction",
+    tag = TAG,
+    params(("relayer_id" = String, Path, description = "The relayer's id")),
+    request_body = TransactionBody,
+    responses((status = 200, description = "Accepted and queued", body = Envelope<OzTransaction>), CommonFailures, KeyFailures, BodyFailures)
+)]
 async fn send_transaction(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -355,6 +429,14 @@ async fn send_transaction(
     Ok(Json(Envelope::ok(oz_view(&state, &tx))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/relayers/{relayer_id}/transactions/",
+    operation_id = "listTransactions",
+    tag = TAG,
+    params(("relayer_id" = String, Path, description = "The relayer's id"), PageQuery),
+    responses((status = 200, description = "A page of its transactions, newest first", body = Envelope<Vec<OzTransaction>>), CommonFailures, KeyFailures)
+)]
 async fn list_transactions(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -371,6 +453,31 @@ async fn list_transactions(
     Ok(Json(envelope))
 }
 
+/// The same list without the trailing slash, as the `POST` is written.
+#[utoipa::path(
+    get,
+    path = "/api/v1/relayers/{relayer_id}/transactions",
+    operation_id = "listTransactionsWithoutSlash",
+    tag = TAG,
+    params(("relayer_id" = String, Path, description = "The relayer's id"), PageQuery),
+    responses((status = 200, description = "A page of its transactions, newest first", body = Envelope<Vec<OzTransaction>>), CommonFailures, KeyFailures)
+)]
+async fn list_transactions_without_slash(
+    state: State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Answer<Vec<OzTransaction>> {
+    list_transactions(state, path, query).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/relayers/{relayer_id}/transactions/by-nonce/{nonce}",
+    operation_id = "getTransactionByNonce",
+    tag = TAG,
+    params(("relayer_id" = String, Path, description = "The relayer's id"), ("nonce" = u64, Path, description = "The nonce")),
+    responses((status = 200, description = "The transaction sent at that nonce", body = Envelope<OzTransaction>), CommonFailures, KeyFailures)
+)]
 async fn transaction_by_nonce(
     State(state): State<AppState>,
     path: Result<Path<(String, u64)>, PathRejection>,
@@ -391,6 +498,14 @@ async fn relayer_transaction(state: &AppState, relayer_id: &str, id: &str) -> Re
         .ok_or_else(|| ApiError::not_found(format!("Transaction with ID {id} not found")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/relayers/{relayer_id}/transactions/{transaction_id}",
+    operation_id = "getTransactionById",
+    tag = TAG,
+    params(("relayer_id" = String, Path, description = "The relayer's id"), ("transaction_id" = String, Path, description = "The transaction's id")),
+    responses((status = 200, description = "The transaction", body = Envelope<OzTransaction>), CommonFailures, KeyFailures)
+)]
 async fn get_transaction(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -403,6 +518,15 @@ async fn get_transaction(
 /// Replaces a transaction; the policy plugin judges the new request. Not yet
 /// sent: its request is replaced. Sent or submitted: the new request is sent
 /// at its nonce with fees the fee plugin bumps.
+#[utoipa::path(
+    put,
+    path = "/api/v1/relayers/{relayer_id}/transactions/{transaction_id}",
+    operation_id = "replaceTransaction",
+    tag = TAG,
+    params(("relayer_id" = String, Path, description = "The relayer's id"), ("transaction_id" = String, Path, description = "The transaction's id")),
+    request_body = TransactionBody,
+    responses((status = 200, description = "Replaced", body = Envelope<OzTransaction>), CommonFailures, KeyFailures, BodyFailures)
+)]
 async fn replace_transaction(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -417,6 +541,14 @@ async fn replace_transaction(
 
 /// Cancels a transaction not yet sent. One already sent is answered 409
 /// (a no-op replacement at its nonce is not offered yet).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/relayers/{relayer_id}/transactions/{transaction_id}",
+    operation_id = "cancelTransaction",
+    tag = TAG,
+    params(("relayer_id" = String, Path, description = "The relayer's id"), ("transaction_id" = String, Path, description = "The transaction's id")),
+    responses((status = 200, description = "Canceled, or a no-op queued at its nonce", body = Envelope<OzTransaction>), CommonFailures, KeyFailures, BodyFailures)
+)]
 async fn cancel_transaction(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -427,7 +559,7 @@ async fn cancel_transaction(
     Ok(Json(Envelope::ok(oz_view(&state, &tx))))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct CancelAll {
     queued_for_cancellation_transaction_ids: Vec<String>,
     failed_to_queue_transaction_ids: Vec<String>,
@@ -436,6 +568,14 @@ struct CancelAll {
 
 /// Cancels every unfinished transaction of the relayer that is not yet
 /// sent; the others are listed as not canceled.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/relayers/{relayer_id}/transactions/pending",
+    operation_id = "deletePendingTransactions",
+    tag = TAG,
+    params(("relayer_id" = String, Path, description = "The relayer's id")),
+    responses((status = 200, description = "What was canceled and what could not be", body = Envelope<CancelAll>), CommonFailures, KeyFailures)
+)]
 async fn cancel_all_pending(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

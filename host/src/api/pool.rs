@@ -2,29 +2,41 @@
 //! chooses the relayer), read a transaction with its decision trail, cancel
 //! it, and the queue's counts.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::error::{BodyFailures, CommonFailures, KeyFailures};
 use super::oz::submission;
 use super::wire::{Envelope, MetaTransactionBody, PoolTransaction, TransactionBody};
 use super::{ApiError, AppState};
 use crate::queue::QueueStats;
 use crate::store::Transaction;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/transactions", post(submit))
-        .route("/api/v1/transactions/{transaction_id}", get(transaction).delete(cancel))
-        .route("/api/v1/meta-transactions", post(submit_gasless))
-        .route("/api/v1/queue/stats", get(queue_stats))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(submit))
+        .routes(routes!(transaction, cancel))
+        .routes(routes!(submit_gasless))
+        .routes(routes!(queue_stats))
 }
+
+const TAG: &str = "Pool";
 
 fn view(state: &AppState, tx: &Transaction) -> PoolTransaction {
     PoolTransaction::new(tx, super::sender(state, tx))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/transactions",
+    operation_id = "submitToPool",
+    tag = TAG,
+    request_body = TransactionBody,
+    responses((status = 200, description = "Accepted and queued; the selector plugin chooses the relayer", body = Envelope<PoolTransaction>), CommonFailures, KeyFailures, BodyFailures)
+)]
 async fn submit(
     State(state): State<AppState>,
     body: Result<Json<TransactionBody>, JsonRejection>,
@@ -37,6 +49,14 @@ async fn submit(
 /// A gasless meta-transaction (ERC-2771): verified, judged by the policy
 /// plugin on its inner call, and relayed as the forwarder's `execute`
 /// through the relayer the selector chooses.
+#[utoipa::path(
+    post,
+    path = "/api/v1/meta-transactions",
+    operation_id = "submitMetaTransaction",
+    tag = TAG,
+    request_body = MetaTransactionBody,
+    responses((status = 200, description = "Verified, accepted and queued", body = Envelope<PoolTransaction>), CommonFailures, KeyFailures, BodyFailures)
+)]
 async fn submit_gasless(
     State(state): State<AppState>,
     body: Result<Json<MetaTransactionBody>, JsonRejection>,
@@ -46,6 +66,14 @@ async fn submit_gasless(
     Ok(Json(Envelope::ok(view(&state, &tx))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/transactions/{transaction_id}",
+    operation_id = "getPoolTransaction",
+    tag = TAG,
+    params(("transaction_id" = String, Path, description = "The transaction's id")),
+    responses((status = 200, description = "The transaction with its decisions and attempts", body = Envelope<PoolTransaction>), CommonFailures, KeyFailures)
+)]
 async fn transaction(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -58,6 +86,14 @@ async fn transaction(
 
 /// Cancels the transaction: at once if it has no nonce yet, else by a
 /// no-op at its nonce (canceled once that is mined).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/transactions/{transaction_id}",
+    operation_id = "cancelPoolTransaction",
+    tag = TAG,
+    params(("transaction_id" = String, Path, description = "The transaction's id")),
+    responses((status = 200, description = "Canceled, or a no-op queued at its nonce", body = Envelope<PoolTransaction>), CommonFailures, KeyFailures, BodyFailures)
+)]
 async fn cancel(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -67,6 +103,13 @@ async fn cancel(
     Ok(Json(Envelope::ok(view(&state, &tx))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/queue/stats",
+    operation_id = "queueStats",
+    tag = TAG,
+    responses((status = 200, description = "The queue's counts", body = Envelope<QueueStats>), CommonFailures, KeyFailures)
+)]
 async fn queue_stats(State(state): State<AppState>) -> Result<Json<Envelope<QueueStats>>, ApiError> {
     let stats = state.relay.queue.stats().await.map_err(|e| ApiError::unavailable(e.to_string()))?;
     Ok(Json(Envelope::ok(stats)))

@@ -8,13 +8,16 @@ use alloy_primitives::{Address, U256};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use super::ApiError;
 use crate::pipeline::MetaTransaction;
 use crate::plugins::{Speed, TxRequest};
 use crate::store::{Attempt, DecisionRecord, Purpose, Transaction, TxStatus};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Envelope<T> {
     pub success: bool,
     pub data: Option<T>,
@@ -27,13 +30,9 @@ impl<T> Envelope<T> {
     pub fn ok(data: T) -> Self {
         Envelope { success: true, data: Some(data), error: None, pagination: None }
     }
-
-    pub fn failure(error: String) -> Self {
-        Envelope { success: false, data: None, error: Some(error), pagination: None }
-    }
 }
 
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct Pagination {
     pub current_page: u32,
     pub per_page: u32,
@@ -58,6 +57,22 @@ impl<'de> Deserialize<'de> for Amount {
         parsed.map(Amount).map_err(D::Error::custom)
     }
 }
+
+impl utoipa::PartialSchema for Amount {
+    fn schema() -> RefOr<Schema> {
+        let number = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0))
+            .description(Some("wei, a JSON number (exponent form allowed if the value is whole)"));
+        let string = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^\\s*(0[xX][0-9a-fA-F]{1,64}|[0-9]+(\\.[0-9]+)?([eE]\\+?[0-9]+)?)\\s*$"))
+            .description(Some("wei, a decimal or 0x hex string"));
+        OneOfBuilder::new().item(number).item(string).description(Some("A whole amount of wei below 2^256")).into()
+    }
+}
+
+impl ToSchema for Amount {}
 
 fn parse_amount_string(s: &str) -> Result<U256, String> {
     let s = s.trim();
@@ -100,7 +115,7 @@ fn parse_json_number(text: &str) -> Result<U256, String> {
 }
 
 /// OpenZeppelin Relayer's speed names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum OzSpeed {
     SafeLow,
@@ -132,7 +147,7 @@ impl From<Speed> for OzSpeed {
 }
 
 /// `EvmTransactionRequest`, plus the pool endpoint's `hints`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransactionBody {
     pub to: Option<String>,
@@ -224,7 +239,7 @@ fn check_hints(hints: &BTreeMap<String, String>) -> Result<(), ApiError> {
 
 /// A gasless meta-transaction: an ERC-2771 `ForwardRequest` the user signed
 /// (EIP-712) for an `ERC2771Forwarder`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetaTransactionBody {
     pub forwarder: String,
@@ -235,7 +250,7 @@ pub struct MetaTransactionBody {
 }
 
 /// The forwarder's `ForwardRequest`, with the user's signature over it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardRequestBody {
     pub from: String,
@@ -293,7 +308,7 @@ pub fn time(ms: i64) -> String {
 }
 
 /// `EvmTransactionResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OzTransaction {
     pub id: String,
     pub hash: Option<String>,
@@ -312,6 +327,7 @@ pub struct OzTransaction {
     pub data: Option<String>,
     pub max_fee_per_gas: Option<String>,
     pub max_priority_fee_per_gas: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub signature: Option<()>,
     pub speed: OzSpeed,
 }
@@ -346,7 +362,7 @@ impl OzTransaction {
 
 /// The pool endpoint's view: the OpenZeppelin fields plus the decision
 /// trail and every send attempt.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PoolTransaction {
     #[serde(flatten)]
     pub transaction: OzTransaction,
@@ -359,7 +375,7 @@ pub struct PoolTransaction {
     pub attempts: Vec<AttemptView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DecisionView {
     pub kind: String,
     pub plugin: Option<String>,
@@ -369,7 +385,7 @@ pub struct DecisionView {
     pub at: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AttemptView {
     pub attempt: u32,
     /// `send`, or a no-op for `cancel` or `expire`.

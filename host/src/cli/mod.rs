@@ -60,6 +60,9 @@ pub enum Command {
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// Print the API's OpenAPI 3.1 document (what `GET /api/v1/openapi.json`
+    /// serves), for client generators and API test tools.
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -238,6 +241,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             Ok(runtime.block_on(probe(&url, Duration::from_millis(timeout_ms))))
         }
+        Command::Openapi => print_openapi(),
         Command::Plugin(PluginCommand::TestRunner { wasm, args }) => {
             let code = plugins::run_test_binary(&wasm, &args)?;
             Ok(ExitCode::from(code))
@@ -377,6 +381,12 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
     store.check_migrated().await?;
     println!("the {name} schema is up to date");
     Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn print_openapi() -> anyhow::Result<ExitCode> {
+    println!("{}", crate::api::openapi().to_pretty_json()?);
+    Ok(ExitCode::SUCCESS)
 }
 
 #[allow(clippy::print_stdout)]

@@ -8,7 +8,7 @@ use alloy_primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
 
 /// The three decisions Switchyard delegates to plugins.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     Selector,

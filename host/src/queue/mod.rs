@@ -49,7 +49,7 @@ pub enum RetryOutcome {
     DeadLettered,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueueStats {
     pub queued: u64,
     pub in_flight: u64,

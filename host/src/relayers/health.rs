@@ -19,7 +19,7 @@ pub const RECENT_SENDS: usize = 50;
 /// Below this many recent sends, the success rate is not judged.
 const MIN_SENDS: usize = 10;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthState {
     /// Not yet checked since start: not offered.

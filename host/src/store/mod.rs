@@ -45,7 +45,7 @@ pub enum StoreError {
 }
 
 /// The lifecycle, with OpenZeppelin Relayer's names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TxStatus {
     /// Accepted and queued; no nonce yet.
@@ -126,7 +126,7 @@ pub struct DecisionRecord {
 }
 
 /// Why an attempt was sent.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// The transaction itself (first send, fee bump or replacement).
