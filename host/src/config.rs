@@ -65,6 +65,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub plugins: PluginsConfig,
     pub log: LogConfig,
+    pub otel: OtelConfig,
 }
 
 impl Default for Config {
@@ -86,6 +87,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             plugins: PluginsConfig::default(),
             log: LogConfig::default(),
+            otel: OtelConfig::default(),
         }
     }
 }
@@ -315,6 +317,50 @@ impl Default for LogConfig {
     }
 }
 
+/// OpenTelemetry trace export: OTLP over HTTP (protobuf), off unless
+/// `endpoint` is set. Collector credentials come from the standard
+/// `OTEL_EXPORTER_OTLP_HEADERS`, so they stay out of the file.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtelConfig {
+    /// The collector's traces URL, used as it is
+    /// (`http://127.0.0.1:4318/v1/traces`).
+    pub endpoint: Option<String>,
+    pub service_name: String,
+    /// The share of new traces kept, 0.0 to 1.0; a request that arrives
+    /// with a `traceparent` follows its caller's decision.
+    pub sample_ratio: f64,
+    /// The longest one export may take; spans that miss it are dropped,
+    /// never the relay's work.
+    pub timeout_ms: u64,
+}
+
+impl Default for OtelConfig {
+    fn default() -> Self {
+        OtelConfig { endpoint: None, service_name: "switchyard".into(), sample_ratio: 1.0, timeout_ms: 10_000 }
+    }
+}
+
+impl OtelConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid("otel.endpoint", format!("`{}` is not an http:// or https:// URL", redact_endpoint(url))));
+        }
+        if self.service_name.trim().is_empty() {
+            return Err(invalid("otel.service_name", "must not be empty"));
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(invalid("otel.sample_ratio", format!("{} is outside 0.0..=1.0", self.sample_ratio)));
+        }
+        if !(1..=600_000).contains(&self.timeout_ms) {
+            return Err(invalid("otel.timeout_ms", format!("{} is outside 1..=600000", self.timeout_ms)));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -410,7 +456,7 @@ fn default_memory_mib() -> u32 {
 /// Top-level keys an environment variable may set: `SWITCHYARD_<KEY>`, with
 /// `__` between nested keys (`SWITCHYARD_NETWORK__CONFIRMATIONS=3`). Other
 /// `SWITCHYARD_*` variables belong to tools, not to the config.
-const ENV_KEYS: [&str; 15] = [
+const ENV_KEYS: [&str; 16] = [
     "listen",
     "api_key",
     "data_dir",
@@ -426,9 +472,10 @@ const ENV_KEYS: [&str; 15] = [
     "http",
     "plugins",
     "log",
+    "otel",
 ];
 /// Keys whose value is text even when it looks like a number.
-const ENV_STRING_KEYS: [&str; 14] = [
+const ENV_STRING_KEYS: [&str; 16] = [
     "listen",
     "api_key",
     "rpc_url",
@@ -443,6 +490,8 @@ const ENV_STRING_KEYS: [&str; 14] = [
     "queue.sqs.endpoint_url",
     "queue.sqs.region",
     "log.filter",
+    "otel.endpoint",
+    "otel.service_name",
 ];
 /// Keys holding paths: relative ones from the environment are taken from
 /// the current directory, not the config file's.
@@ -566,6 +615,7 @@ impl Config {
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(invalid("log.filter", format!("`{}`: {error}", self.log.filter)));
         }
+        self.otel.validate()?;
         let p = &self.plugins;
         if !(1..=4096).contains(&p.max_memory_mib) {
             return Err(invalid("plugins.max_memory_mib", format!("{} is outside 1..=4096", p.max_memory_mib)));
@@ -1128,6 +1178,23 @@ mod tests {
         assert!(err.contains("xml") && err.contains("SWITCHYARD_LOG__FORMAT"), "{err}");
         let err = Config::parse("[log]\nfilter = \"info,=[\"\n", Path::new("."), "t").unwrap_err().to_string();
         assert!(err.contains("log.filter"), "{err}");
+    }
+
+    #[test]
+    fn otel_export_is_off_by_default_and_its_settings_are_checked() {
+        assert_eq!(Config::default().otel.endpoint, None);
+        let url = "http://127.0.0.1:4318/v1/traces";
+        let c = Config::load_with_env(None, env(&[("SWITCHYARD_OTEL__ENDPOINT", url)])).unwrap();
+        assert_eq!(c.otel.endpoint.as_deref(), Some(url));
+        for (key, value, named) in [
+            ("SWITCHYARD_OTEL__ENDPOINT", "grpc://collector:4317", "otel.endpoint"),
+            ("SWITCHYARD_OTEL__SAMPLE_RATIO", "1.5", "otel.sample_ratio"),
+            ("SWITCHYARD_OTEL__SERVICE_NAME", " ", "otel.service_name"),
+            ("SWITCHYARD_OTEL__TIMEOUT_MS", "0", "otel.timeout_ms"),
+        ] {
+            let err = Config::load_with_env(None, env(&[(key, value)])).unwrap_err().to_string();
+            assert!(err.contains(named), "{key}={value}: {err}");
+        }
     }
 
     #[test]

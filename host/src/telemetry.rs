@@ -1,29 +1,97 @@
 //! Logging: `tracing` to stderr, as text or JSON (`[log]`), filtered by
 //! `RUST_LOG` or `log.filter`.
+//! Traces: the same spans, exported over OTLP when `[otel]` names a
+//! collector.
 //! Metrics: Prometheus series in the process-wide registry, served at
 //! `/metrics`.
 
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, TextEncoder,
 };
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{Layer as _, fmt};
 
 use crate::chain::{Outage, Refusal};
-use crate::config::{LogConfig, LogFormat};
+use crate::config::{LogConfig, LogFormat, OtelConfig};
 use crate::plugins::PluginKind;
 
-pub fn init(log: &LogConfig) {
+/// Whether spans leave the process: the API reads the caller's
+/// `traceparent` only then.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+pub fn exporting_traces() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+/// Flushes the spans not yet exported when dropped (at the end of `serve`).
+#[must_use = "dropping it stops the trace export"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(error) = provider.shutdown()
+        {
+            tracing::warn!(%error, "the last spans could not be exported");
+        }
+    }
+}
+
+/// Logs to stderr, plus the OTLP trace export when `otel.endpoint` is set.
+pub fn init(log: &LogConfig, otel: &OtelConfig) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.filter));
-    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    // A second init (tests) keeps the first subscriber.
-    let _ = match log.format {
-        LogFormat::Text => fmt.try_init(),
+    let logs = fmt::layer().with_writer(std::io::stderr);
+    let logs = match log.format {
+        LogFormat::Text => logs.boxed(),
         // Every enclosing span's fields on each line: the request id, the
         // transaction id.
-        LogFormat::Json => fmt.json().flatten_event(true).with_span_list(true).with_current_span(false).try_init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_span_list(true).with_current_span(false).boxed(),
     };
+    let provider = otel.endpoint.as_deref().map(|endpoint| tracer_provider(endpoint, otel)).transpose()?;
+    // The relay's own spans only, whatever the log filter keeps.
+    let export = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("switchyard"))
+            .with_filter(Targets::new().with_target("switchyard", LevelFilter::INFO))
+    });
+    // A second init (tests) keeps the first subscriber.
+    if tracing_subscriber::registry().with(logs.with_filter(filter)).with(export).try_init().is_ok()
+        && provider.is_some()
+    {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        EXPORTING.store(true, Ordering::Relaxed);
+    }
+    Ok(Telemetry { provider })
+}
+
+fn tracer_provider(endpoint: &str, otel: &OtelConfig) -> anyhow::Result<SdkTracerProvider> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(endpoint)
+        .with_timeout(Duration::from_millis(otel.timeout_ms))
+        .build()
+        .map_err(|error| anyhow::anyhow!("otel.endpoint: cannot export to it: {error}"))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(otel.service_name.clone())
+        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(otel.sample_ratio))))
+        .with_resource(resource)
+        .build())
 }
 
 /// The series the relay path keeps.

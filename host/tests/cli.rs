@@ -1,6 +1,6 @@
 //! The `switchyard` subcommands an operator and a plugin author run:
 //! `plugin check|inspect|new|test|build`, `config check`, `relayer keys`,
-//! `health`.
+//! `health`, `migrate`.
 
 mod support;
 
@@ -261,4 +261,31 @@ fn openapi_prints_the_document_the_server_serves() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(printed, serde_json::to_value(switchyard::api::openapi()).unwrap());
+}
+
+#[test]
+fn migrate_lists_what_it_will_apply_then_what_it_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let migrate = || switchyard(&["migrate"]).env("SWITCHYARD_DATA_DIR", data).output().unwrap();
+    let migrations: Vec<String> = std::fs::read_dir(repo_root().join("migrations/sqlite"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().split('_').next().unwrap().to_string())
+        .collect();
+
+    let first = migrate();
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let stdout = text(&first.stdout);
+    assert!(stdout.contains(&format!("  {} to apply:\n", migrations.len())), "{stdout}");
+    for version in &migrations {
+        let (pending, applied) = (format!("    {version} "), format!("  applied {version} "));
+        let (Some(listed), Some(done)) = (stdout.find(&pending), stdout.find(&applied)) else {
+            panic!("{version} is not listed then applied:\n{stdout}");
+        };
+        assert!(listed < done, "{stdout}");
+    }
+    assert!(stdout.ends_with("the SQLite schema is up to date\n"), "{stdout}");
+
+    let again = text(&migrate().stdout);
+    assert!(again.contains("  0 to apply\n") && !again.contains("applied"), "{again}");
 }

@@ -1,11 +1,13 @@
 //! What an operator sees of a running relay: `/metrics` after real traffic
 //! (API, queue, transactions, relayers, plugins, hot swaps) and JSON logs
 //! whose lines carry the request's and the transaction's ids. Every series
-//! the shipped alert rules and dashboard use must be exported.
+//! the shipped alert rules and dashboard use must be exported. With `[otel]`
+//! set, the same spans reach an OTLP collector.
 
 mod support;
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -168,4 +170,135 @@ async fn metrics_and_logs_show_what_the_relay_did() {
         .find(|l| l["message"].as_str().is_some_and(|m| m.contains("plugin failed")))
         .unwrap_or_else(|| panic!("the trap was not logged:\n{}", logs.join("\n")));
     assert!(in_span(trap, "transaction", "id", &trapped_id), "the trap's line lacks the transaction id: {trap}");
+}
+
+/// A span as an OTLP collector received it.
+#[derive(Debug, Clone)]
+struct ExportedSpan {
+    service: String,
+    name: String,
+    trace_id: String,
+    span_id: String,
+    parent_span_id: String,
+    kind: i32,
+    attributes: Vec<(String, String)>,
+}
+
+impl ExportedSpan {
+    fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// An OTLP/HTTP collector on loopback that keeps every span it is sent.
+async fn start_collector() -> (String, Arc<Mutex<Vec<ExportedSpan>>>) {
+    use axum::body::Bytes;
+    use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use prost::Message as _;
+
+    let spans = Arc::new(Mutex::new(Vec::new()));
+    let sink = spans.clone();
+    let receive = move |body: Bytes| async move {
+        let request = ExportTraceServiceRequest::decode(body).expect("an OTLP protobuf export");
+        for resource in request.resource_spans {
+            let service = resource
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| a.value.as_ref()?.value.clone())
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default();
+            for span in resource.scope_spans.into_iter().flat_map(|s| s.spans) {
+                let attributes = span
+                    .attributes
+                    .into_iter()
+                    .map(|a| {
+                        let value = match a.value.and_then(|v| v.value) {
+                            Some(Any::StringValue(s)) => s,
+                            Some(Any::IntValue(i)) => i.to_string(),
+                            other => format!("{other:?}"),
+                        };
+                        (a.key, value)
+                    })
+                    .collect();
+                sink.lock().unwrap().push(ExportedSpan {
+                    service: service.clone(),
+                    name: span.name,
+                    trace_id: hex::encode(span.trace_id),
+                    span_id: hex::encode(span.span_id),
+                    parent_span_id: hex::encode(span.parent_span_id),
+                    kind: span.kind,
+                    attributes,
+                });
+            }
+        }
+        ([("content-type", "application/x-protobuf")], ExportTraceServiceResponse::default().encode_to_vec())
+    };
+    let app = axum::Router::new().route("/v1/traces", axum::routing::post(receive));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, spans)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_reach_an_otlp_collector_and_continue_the_callers_trace() {
+    let Some(anvil) = Anvil::start() else { return };
+    let (collector, spans) = start_collector().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, mut env) = write_config(dir.path(), &anvil, 1, 1, STANDARD_PLUGINS);
+    env.push(("SWITCHYARD_OTEL__ENDPOINT".into(), collector));
+    env.push(("SWITCHYARD_OTEL__SERVICE_NAME".into(), "relay-under-test".into()));
+    let server = Server::start(&config, &env);
+
+    // The caller's trace: W3C trace context.
+    let (trace_id, caller_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let body = json!({ "to": support::relay::recipient(1), "value": 1 });
+    let answer = client()
+        .post(format!("{}/api/v1/transactions", server.url))
+        .bearer_auth(API_KEY)
+        .header("traceparent", format!("00-{trace_id}-{caller_span}-01"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let tx_id = answer.json::<Value>().await.unwrap()["data"]["id"].as_str().unwrap().to_string();
+    let txs = server.wait_final(std::slice::from_ref(&tx_id), Duration::from_secs(60)).await;
+    assert_eq!(txs[0]["status"], "confirmed", "{txs:?}");
+    // A graceful stop flushes the spans still batched.
+    assert!(server.stop().success());
+
+    let spans = spans.lock().unwrap().clone();
+    let names = || spans.iter().map(|s| s.name.as_str()).collect::<Vec<_>>();
+    assert!(spans.iter().all(|s| s.service == "relay-under-test"), "{spans:?}");
+    // The request continues the caller's trace, named by its route.
+    let request = spans
+        .iter()
+        .find(|s| s.name == "POST /api/v1/transactions")
+        .unwrap_or_else(|| panic!("no request span in {:?}", names()));
+    assert_eq!((request.trace_id.as_str(), request.parent_span_id.as_str()), (trace_id, caller_span));
+    assert_eq!(request.kind, 2, "a server span");
+    assert_eq!(request.attribute("status"), Some("200"));
+    // The policy decided inside the request.
+    let policy = spans
+        .iter()
+        .find(|s| s.name == "plugin" && s.attribute("kind") == Some("policy"))
+        .unwrap_or_else(|| panic!("no policy span in {:?}", names()));
+    assert_eq!(policy.parent_span_id, request.span_id);
+    assert_eq!(policy.attribute("plugin"), Some("policy_allowlist"));
+    // The worker's delivery is a transaction span, with the selector and fee
+    // calls inside it.
+    let delivery = spans
+        .iter()
+        .find(|s| s.name == "transaction" && s.attribute("id") == Some(tx_id.as_str()) && s.attribute("delivery").is_some())
+        .unwrap_or_else(|| panic!("no delivery span for {tx_id} in {:?}", names()));
+    for kind in ["selector", "fee"] {
+        let call = spans
+            .iter()
+            .find(|s| s.name == "plugin" && s.attribute("kind") == Some(kind) && s.parent_span_id == delivery.span_id);
+        assert!(call.is_some(), "no {kind} call inside the delivery span: {spans:?}");
+    }
 }

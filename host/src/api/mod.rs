@@ -20,7 +20,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, OnResponse as _, TraceLayer};
 use utoipa::OpenApi as _;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
@@ -67,7 +67,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(record_status))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(HandleErrorLayer::new(move |_: tower::BoxError| async move {
                     ApiError::new(StatusCode::REQUEST_TIMEOUT, format!("the request took longer than {timeout:?}"))
@@ -140,10 +140,37 @@ fn swagger_ui() -> Router<AppState> {
 }
 
 /// Every log line of a request carries its id. The path, never the query:
-/// a query could carry a secret.
+/// a query could carry a secret. Exported, the span is named by the route's
+/// template and continues the caller's `traceparent`.
 fn request_span(request: &Request) -> tracing::Span {
     let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+        status = tracing::field::Empty,
+        "otel.name" = %format_args!("{} {route}", request.method()),
+        "otel.kind" = "server",
+        "otel.status_code" = tracing::field::Empty,
+    );
+    if crate::telemetry::exporting_traces() {
+        let caller = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
+        });
+        // Fails only when the span is disabled, and then there is nothing to link.
+        let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, caller);
+    }
+    span
+}
+
+fn record_status(response: &Response, latency: Duration, span: &tracing::Span) {
+    span.record("status", response.status().as_u16());
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "error");
+    }
+    DefaultOnResponse::new().on_response(response, latency, span);
 }
 
 /// `switchyard_http_request_duration_seconds` by the matched route's

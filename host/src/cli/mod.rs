@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, LogConfig, redact_url};
+use crate::config::{Config, LogConfig, OtelConfig, redact_url};
 use crate::plugins::{self, EngineSettings, Limits, PluginKind};
 
 #[derive(Debug, Parser)]
@@ -165,7 +165,8 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if !matches!(cli.command, Command::Serve { .. }) {
-        crate::telemetry::init(&LogConfig::default());
+        // Logs only: nothing here exports traces.
+        let _logs = crate::telemetry::init(&LogConfig::default(), &OtelConfig::default())?;
     }
     match cli.command {
         Command::Serve { config: file, listen } => {
@@ -173,7 +174,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(listen) = listen {
                 config.listen = listen;
             }
-            crate::telemetry::init(&config.log);
+            // Dropped after the runtime, so the last spans are flushed.
+            let _telemetry = crate::telemetry::init(&config.log, &config.otel)?;
             for name in crate::config::unknown_env_keys(std::env::vars()) {
                 tracing::warn!("{name} sets no config key (see switchyard.example.toml)");
             }
@@ -375,6 +377,11 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
     let store = crate::store::sql::SqlStore::connect_only(&url, &config.database_options(true)).await?;
     let name = store.backend().name();
     println!("migrating the {name} database at {}", crate::config::redact_url(&url));
+    let pending = store.pending_migrations().await?;
+    println!("  {} to apply{}", pending.len(), if pending.is_empty() { "" } else { ":" });
+    for migration in &pending {
+        println!("    {migration}");
+    }
     for migration in store.migrate().await? {
         println!("  applied {migration}");
     }

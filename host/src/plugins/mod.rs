@@ -172,6 +172,8 @@ impl PluginHost {
             None => (None, PluginError::NotLoaded(kind)),
             Some(plugin) => {
                 let labels = [kind.interface(), plugin.id.name.as_str(), plugin.id.short_hash()];
+                let [interface, name, version] = labels;
+                let _call = tracing::info_span!("plugin", kind = interface, plugin = name, version).entered();
                 let started = std::time::Instant::now();
                 let answer = call(&plugin);
                 metrics.plugin_calls.with_label_values(&labels).inc();
@@ -180,8 +182,7 @@ impl PluginHost {
                     Ok(outcome) => return Decision { outcome, decided_by: DecidedBy::Plugin(plugin.id.clone()) },
                     Err(reason) => {
                         tracing::warn!(%kind, plugin = %plugin.id, %reason, "plugin failed; the built-in default decides");
-                        let [kind, name, version] = labels;
-                        metrics.plugin_failures.with_label_values(&[kind, name, version, reason.metric_reason()]).inc();
+                        metrics.plugin_failures.with_label_values(&[interface, name, version, reason.metric_reason()]).inc();
                         (Some(plugin.id.clone()), reason)
                     }
                 }

@@ -204,6 +204,17 @@ impl SqlStore {
     }
 
     /// Applies every pending migration; returns those it applied.
+    /// The migrations this build has that the database lacks, in order.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        let applied = self.applied().await?;
+        let migrator = self.backend.migrator();
+        Ok(migrator
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect())
+    }
+
     pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let before = self.applied().await?;
         self.backend.migrator().run(&self.pool).await.map_err(|e| StoreError::Migration(e.to_string()))?;
