@@ -346,7 +346,10 @@ impl OtelConfig {
         if let Some(url) = &self.endpoint
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return Err(invalid("otel.endpoint", format!("`{}` is not an http:// or https:// URL", redact_endpoint(url))));
+            return Err(invalid(
+                "otel.endpoint",
+                format!("`{}` is not an http:// or https:// URL", redact_endpoint(url)),
+            ));
         }
         if self.service_name.trim().is_empty() {
             return Err(invalid("otel.service_name", "must not be empty"));

@@ -34,6 +34,7 @@ pub fn exporting_traces() -> bool {
 }
 
 /// Flushes the spans not yet exported when dropped (at the end of `serve`).
+#[derive(Debug)]
 #[must_use = "dropping it stops the trace export"]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,

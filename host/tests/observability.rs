@@ -197,6 +197,13 @@ async fn start_collector() -> (String, Arc<Mutex<Vec<ExportedSpan>>>) {
     use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
     use prost::Message as _;
 
+    fn text(value: Option<Any>) -> String {
+        match value {
+            Some(Any::StringValue(s)) => s,
+            Some(Any::IntValue(i)) => i.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
     let spans = Arc::new(Mutex::new(Vec::new()));
     let sink = spans.clone();
     let receive = move |body: Bytes| async move {
@@ -207,22 +214,11 @@ async fn start_collector() -> (String, Arc<Mutex<Vec<ExportedSpan>>>) {
                 .iter()
                 .flat_map(|r| &r.attributes)
                 .find(|a| a.key == "service.name")
-                .and_then(|a| a.value.as_ref()?.value.clone())
-                .map(|v| format!("{v:?}"))
+                .map(|a| text(a.value.clone().and_then(|v| v.value)))
                 .unwrap_or_default();
             for span in resource.scope_spans.into_iter().flat_map(|s| s.spans) {
-                let attributes = span
-                    .attributes
-                    .into_iter()
-                    .map(|a| {
-                        let value = match a.value.and_then(|v| v.value) {
-                            Some(Any::StringValue(s)) => s,
-                            Some(Any::IntValue(i)) => i.to_string(),
-                            other => format!("{other:?}"),
-                        };
-                        (a.key, value)
-                    })
-                    .collect();
+                let attributes =
+                    span.attributes.into_iter().map(|a| (a.key, text(a.value.and_then(|v| v.value)))).collect();
                 sink.lock().unwrap().push(ExportedSpan {
                     service: service.clone(),
                     name: span.name,
@@ -293,7 +289,9 @@ async fn traces_reach_an_otlp_collector_and_continue_the_callers_trace() {
     // calls inside it.
     let delivery = spans
         .iter()
-        .find(|s| s.name == "transaction" && s.attribute("id") == Some(tx_id.as_str()) && s.attribute("delivery").is_some())
+        .find(|s| {
+            s.name == "transaction" && s.attribute("id") == Some(tx_id.as_str()) && s.attribute("delivery").is_some()
+        })
         .unwrap_or_else(|| panic!("no delivery span for {tx_id} in {:?}", names()));
     for kind in ["selector", "fee"] {
         let call = spans

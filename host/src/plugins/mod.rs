@@ -182,7 +182,10 @@ impl PluginHost {
                     Ok(outcome) => return Decision { outcome, decided_by: DecidedBy::Plugin(plugin.id.clone()) },
                     Err(reason) => {
                         tracing::warn!(%kind, plugin = %plugin.id, %reason, "plugin failed; the built-in default decides");
-                        metrics.plugin_failures.with_label_values(&[interface, name, version, reason.metric_reason()]).inc();
+                        metrics
+                            .plugin_failures
+                            .with_label_values(&[interface, name, version, reason.metric_reason()])
+                            .inc();
                         (Some(plugin.id.clone()), reason)
                     }
                 }
