@@ -34,9 +34,9 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 pub struct Config {
     /// The REST API's address.
     pub listen: SocketAddr,
-    /// The bearer token every API call but health and ready must carry.
+    /// The bearer token with every scope, which creates the other API keys.
     /// When unset, `serve` generates one and prints it.
-    pub api_key: Option<String>,
+    pub master_key: Option<String>,
     /// Where the embedded default keeps its state.
     pub data_dir: PathBuf,
     /// The chain's JSON-RPC endpoint. When unset, `serve` starts a local dev
@@ -72,7 +72,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            api_key: None,
+            master_key: None,
             data_dir: PathBuf::from("data"),
             rpc_url: None,
             rpc_fallback_urls: Vec::new(),
@@ -461,7 +461,7 @@ fn default_memory_mib() -> u32 {
 /// `SWITCHYARD_*` variables belong to tools, not to the config.
 const ENV_KEYS: [&str; 16] = [
     "listen",
-    "api_key",
+    "master_key",
     "data_dir",
     "rpc_url",
     "rpc_fallback_urls",
@@ -480,7 +480,7 @@ const ENV_KEYS: [&str; 16] = [
 /// Keys whose value is text even when it looks like a number.
 const ENV_STRING_KEYS: [&str; 16] = [
     "listen",
-    "api_key",
+    "master_key",
     "rpc_url",
     "database_url",
     "queue_url",
@@ -646,8 +646,8 @@ impl Config {
 
 impl Config {
     fn validate_relay(&self) -> Result<(), ConfigError> {
-        if self.api_key.as_deref().is_some_and(|k| k.trim().len() < 16) {
-            return Err(invalid("api_key", "must be at least 16 characters"));
+        if self.master_key.as_deref().is_some_and(|k| k.trim().len() < 16) {
+            return Err(invalid("master_key", "must be at least 16 characters"));
         }
         let n = &self.network;
         if !(1..=1000).contains(&n.confirmations) {
@@ -1023,7 +1023,7 @@ mod tests {
             Some(&file),
             env(&[
                 ("SWITCHYARD_NETWORK__CONFIRMATIONS", "5"),
-                ("SWITCHYARD_API_KEY", "1234567890123456"),
+                ("SWITCHYARD_MASTER_KEY", "1234567890123456"),
                 ("SWITCHYARD_RPC_URL", "http://127.0.0.1:8545"),
                 ("SWITCHYARD_BIN", "/not/a/config/key"),
                 ("HOME", "/root"),
@@ -1032,7 +1032,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(c.network.confirmations, 5);
-        assert_eq!(c.api_key.as_deref(), Some("1234567890123456"), "a numeric-looking key stays text");
+        assert_eq!(c.master_key.as_deref(), Some("1234567890123456"), "a numeric-looking key stays text");
         assert_eq!(c.rpc_url.as_deref(), Some("http://127.0.0.1:8545"));
         assert_eq!(c.data_dir, dir.path().join("data"), "file defaults resolve against the file's folder");
 
@@ -1131,27 +1131,27 @@ mod tests {
         let c = Config::load_with_env(
             None,
             env(&[
-                ("SWITCHYARD_API_KEY_FILE", key_file.to_str().unwrap()),
+                ("SWITCHYARD_MASTER_KEY_FILE", key_file.to_str().unwrap()),
                 ("SWITCHYARD_DATABASE_URL_FILE", db_file.to_str().unwrap()),
                 // A section's `file` key, not a secret file.
                 ("SWITCHYARD_PLUGINS__FEE__FILE", "fee.wasm"),
             ]),
         )
         .unwrap();
-        assert_eq!(c.api_key.as_deref(), Some("s3cr3t-api-key-0123456789"), "the trailing newline is dropped");
+        assert_eq!(c.master_key.as_deref(), Some("s3cr3t-api-key-0123456789"), "the trailing newline is dropped");
         assert_eq!(c.database_url.as_deref(), Some("postgres://sy:hunter2@db:5432/sy"));
         assert_eq!(c.plugins.fee.as_ref().unwrap().file, PathBuf::from("fee.wasm"));
 
         let missing = dir.path().join("absent");
-        let err = Config::load_with_env(None, env(&[("SWITCHYARD_API_KEY_FILE", missing.to_str().unwrap())]))
+        let err = Config::load_with_env(None, env(&[("SWITCHYARD_MASTER_KEY_FILE", missing.to_str().unwrap())]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("api_key (from SWITCHYARD_API_KEY_FILE)") && err.contains("absent"), "{err}");
+        assert!(err.contains("master_key (from SWITCHYARD_MASTER_KEY_FILE)") && err.contains("absent"), "{err}");
         std::fs::write(&key_file, "short-s3cr3t").unwrap();
-        let err = Config::load_with_env(None, env(&[("SWITCHYARD_API_KEY_FILE", key_file.to_str().unwrap())]))
+        let err = Config::load_with_env(None, env(&[("SWITCHYARD_MASTER_KEY_FILE", key_file.to_str().unwrap())]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("api_key") && !err.contains("short-s3cr3t"), "{err}");
+        assert!(err.contains("master_key") && !err.contains("short-s3cr3t"), "{err}");
     }
 
     #[test]
@@ -1159,7 +1159,7 @@ mod tests {
         let found = unknown_env_keys(env(&[
             ("SWITCHYARD_LOG_FORMAT", "json"),
             ("SWITCHYARD_LOG__FORMAT", "json"),
-            ("SWITCHYARD_API_KEY_FILE", "/run/secrets/k"),
+            ("SWITCHYARD_MASTER_KEY_FILE", "/run/secrets/k"),
             ("SWITCHYARD_NETWROK__CONFIRMATIONS", "2"),
             ("SWITCHYARD_CONFIG", "x.toml"),
             ("SWITCHYARD_BIN", "target/debug/switchyard"),

@@ -3,6 +3,7 @@
 //! One module per seam. This crate is both the `switchyard` binary and the
 //! library its tests and benchmarks use.
 
+pub mod access;
 pub mod api;
 pub mod chain;
 pub mod cli;

@@ -76,7 +76,7 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
     let relay = Arc::new(Relay::new(Arc::new(store), queue, plugins, Arc::new(relayers), chain, settings));
     Watcher::new(relay.clone()).refresh_relayers().await;
 
-    let (api_key, generated) = match &config.api_key {
+    let (master_key, generated) = match &config.master_key {
         Some(key) => (key.clone(), false),
         None => (uuid::Uuid::new_v4().simple().to_string(), true),
     };
@@ -84,11 +84,11 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let address = listener.local_addr()?;
-    announce(&address.to_string(), &api_key, generated, &relay);
+    announce(&address.to_string(), &master_key, generated, &relay);
 
     let (stop, stopped) = watch::channel(false);
     let tasks = relay.spawn(config.queue.workers, stopped.clone());
-    let app = api::router(AppState::new(relay.clone(), &api_key, &config.network.name), &config.http);
+    let app = api::router(AppState::new(relay.clone(), &master_key, &config.network.name), &config.http);
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
 
     tracing::info!("draining: workers finish the deliveries they hold");
@@ -186,26 +186,26 @@ fn relayers(config: &Config, dev_chain: Option<&DevChain>) -> anyhow::Result<Rel
 }
 
 #[allow(clippy::print_stdout)]
-fn announce(address: &str, api_key: &str, generated: bool, relay: &Relay) {
+fn announce(address: &str, master_key: &str, generated: bool, relay: &Relay) {
     let relayers: Vec<&str> = relay.pool.iter().map(|r| r.id.as_str()).collect();
     println!("Switchyard is listening on http://{address}");
     println!("  chain:    {} (chain id {})", relay.chain.active_endpoint(), relay.chain.chain_id());
     println!("  relayers: {}", relayers.join(", "));
     // A key the operator set is a secret: never printed.
-    let api_key = if generated {
-        println!("  API key:  {api_key}   (generated for this run; set SWITCHYARD_API_KEY to fix one)");
-        api_key
+    let master_key = if generated {
+        println!("  master key: {master_key}   (generated for this run; set SWITCHYARD_MASTER_KEY to fix one)");
+        master_key
     } else {
-        "$SWITCHYARD_API_KEY"
+        "$SWITCHYARD_MASTER_KEY"
     };
     println!();
     println!("Relay a transaction through the pool (the selector plugin picks the relayer):");
     println!(
-        "  curl -s -X POST http://{address}/api/v1/transactions -H 'Authorization: Bearer {api_key}' \
+        "  curl -s -X POST http://{address}/api/v1/transactions -H 'Authorization: Bearer {master_key}' \
          -H 'Content-Type: application/json' -d '{{\"to\":\"0x000000000000000000000000000000000000dEaD\",\"value\":1}}'"
     );
     println!("Then read it, with its decision trail:");
-    println!("  curl -s http://{address}/api/v1/transactions/<id> -H 'Authorization: Bearer {api_key}'");
+    println!("  curl -s http://{address}/api/v1/transactions/<id> -H 'Authorization: Bearer {master_key}'");
 }
 
 async fn shutdown_signal() {

@@ -84,6 +84,14 @@ async fn api() -> Api {
 }
 
 impl Api {
+    /// A key with these scopes (and relayers), created through the API.
+    async fn key(&self, scopes: &[&str], relayers: Option<&[&str]>) -> String {
+        let body = json!({"name": format!("{scopes:?}"), "scopes": scopes, "relayers": relayers});
+        let (status, created) = self.post("/api/v1/api-keys", &body.to_string()).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created["data"]["secret"].as_str().unwrap().to_string()
+    }
+
     async fn call(&self, method: &str, uri: &str, body: Option<&str>, key: Option<&str>) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(uri);
         if let Some(key) = key {
@@ -441,6 +449,7 @@ async fn every_route_in_the_openapi_document_is_served_as_documented() {
         let uri = path
             .replace("{relayer_id}", "relayer-1")
             .replace("{transaction_id}", "no-such-transaction")
+            .replace("{key_id}", "no-such-key")
             .replace("{nonce}", "7");
         for method in ["get", "post", "put", "delete", "patch"] {
             let verb = method.to_uppercase();
@@ -450,7 +459,7 @@ async fn every_route_in_the_openapi_document_is_served_as_documented() {
                 assert_failure(&answer, StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
                 continue;
             };
-            let secured = operation["security"].as_array().is_some_and(|s| !s.is_empty());
+            let secured = operation["security"].to_string().contains("bearer_auth");
             let (status, answer) = api.call(&verb, &uri, body, None).await;
             assert_eq!(status == StatusCode::UNAUTHORIZED, secured, "{verb} {path} without a key: {status} {answer}");
 
@@ -508,4 +517,157 @@ async fn the_openapi_document_and_swagger_ui_are_served_without_the_network() {
     let (status, bundle) = api.call("GET", &format!("{}/swagger-ui-bundle.js", api::SWAGGER_UI_PATH), None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(bundle.as_str().unwrap().len() > 100_000);
+}
+
+#[tokio::test]
+async fn api_keys_are_shown_once_stored_as_a_digest_listed_and_revoked() {
+    let api = api().await;
+    let body = json!({"name": "ci", "scopes": ["read", "submit", "read"], "relayers": ["relayer-1"]});
+    let (status, created) = api.post("/api/v1/api-keys", &body.to_string()).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let created = &created["data"];
+    let (id, secret) = (created["id"].as_str().unwrap(), created["secret"].as_str().unwrap());
+    assert!(secret.starts_with(&format!("sy_{id}_")) && secret.len() > 64, "{secret}");
+    assert_eq!(created["scopes"], json!(["submit", "read"]), "sorted, without repeats");
+    assert_eq!(created["relayers"], json!(["relayer-1"]));
+    assert_eq!(created["revoked_at"], Value::Null);
+
+    // Stored as a digest: neither the secret nor its random part is in the row.
+    let (stored, digest) = api.relay.store.api_key(id).await.unwrap().unwrap();
+    assert_eq!(stored.name, "ci");
+    let random_part = secret.rsplit('_').next().unwrap();
+    assert!(!digest.contains(random_part) && digest.len() == 64, "{digest}");
+
+    // The key works for its scopes; the list never shows a secret.
+    let (status, _) = api.call("GET", "/api/v1/relayers", None, Some(secret)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, listed) = api.get("/api/v1/api-keys").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["data"][0]["id"], id);
+    assert!(!listed.to_string().contains(random_part), "{listed}");
+    // Managing keys takes admin.
+    assert_failure(&api.call("GET", "/api/v1/api-keys", None, Some(secret)).await, StatusCode::FORBIDDEN, "`admin`");
+
+    // Revoked: refused at once, and listed with the time.
+    let (status, revoked) = api.call("DELETE", &format!("/api/v1/api-keys/{id}"), None, Some(KEY)).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    let revoked_at = revoked["data"]["revoked_at"].clone();
+    assert!(revoked_at.is_string(), "{revoked}");
+    assert_failure(&api.call("GET", "/api/v1/relayers", None, Some(secret)).await, StatusCode::UNAUTHORIZED, "revoked");
+    let (_, again) = api.call("DELETE", &format!("/api/v1/api-keys/{id}"), None, Some(KEY)).await;
+    assert_eq!(again["data"]["revoked_at"], revoked_at, "the first revocation's time stays");
+    assert_failure(
+        &api.call("DELETE", "/api/v1/api-keys/0000000000000000", None, Some(KEY)).await,
+        StatusCode::NOT_FOUND,
+        "no API key",
+    );
+    // A forged key with a real id but another secret is refused.
+    let forged = format!("sy_{id}_{}", "0".repeat(64));
+    assert_failure(
+        &api.call("GET", "/api/v1/relayers", None, Some(&forged)).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid",
+    );
+}
+
+#[tokio::test]
+async fn a_new_key_is_checked_before_it_is_created() {
+    let api = api().await;
+    for (body, needle) in [
+        (json!({"name": "x", "scopes": []}), "at least one scope"),
+        (json!({"name": "x", "scopes": ["root"]}), "unknown variant `root`"),
+        (json!({"name": " ", "scopes": ["read"]}), "`name`"),
+        (json!({"name": "x".repeat(101), "scopes": ["read"]}), "`name`"),
+        (json!({"name": "x", "scopes": ["read"], "relayers": ["relayer-9"]}), "no relayer `relayer-9`"),
+        (json!({"name": "x", "scopes": ["read"], "relayers": []}), "at least one relayer"),
+        (json!({"name": "x", "scopes": ["read"], "secret": "mine"}), "unknown field `secret`"),
+    ] {
+        assert_failure(
+            &api.post("/api/v1/api-keys", &body.to_string()).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            needle,
+        );
+    }
+    let (_, listed) = api.get("/api/v1/api-keys").await;
+    assert_eq!(listed["data"], json!([]), "nothing was created");
+}
+
+/// Every operation behind a key answers 403 to a key without its scope and
+/// lets a key with exactly that scope through.
+#[tokio::test]
+async fn every_operation_checks_the_scope_its_document_names() {
+    let api = api().await;
+    let mut keys = std::collections::HashMap::new();
+    for scope in ["submit", "read", "relayers", "plugins", "admin"] {
+        keys.insert(scope, api.key(&[scope], None).await);
+    }
+    let document = serde_json::to_value(api::openapi()).unwrap();
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        let uri = path
+            .replace("{relayer_id}", "relayer-1")
+            .replace("{transaction_id}", "no-such-transaction")
+            .replace("{key_id}", "no-such-key")
+            .replace("{nonce}", "7");
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(scope) = operation["security"][0]["bearer_auth"][0].as_str() else { continue };
+            let verb = method.to_uppercase();
+            let body = matches!(method.as_str(), "post" | "put").then_some("{}");
+            let other = if scope == "read" { "plugins" } else { "read" };
+            let answer = api.call(&verb, &uri, body, Some(&keys[other])).await;
+            assert_failure(&answer, StatusCode::FORBIDDEN, &format!("lacks the `{scope}` scope"));
+            let (status, answer) = api.call(&verb, &uri, body, Some(&keys[scope])).await;
+            assert!(
+                status != StatusCode::UNAUTHORIZED && !answer["error"].to_string().contains("lacks the"),
+                "{verb} {path} with a `{scope}` key: {status} {answer}"
+            );
+            let (status, answer) = api.call(&verb, &uri, body, Some(&keys["admin"])).await;
+            assert!(!answer["error"].to_string().contains("lacks the"), "{verb} {path} as admin: {status} {answer}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "{checked} operations");
+}
+
+#[tokio::test]
+async fn a_key_limited_to_relayers_uses_only_those_and_its_id_reaches_the_policy() {
+    let api = api().await;
+    let key = api.key(&["submit", "read"], Some(&["relayer-1"])).await;
+    let body = json!({"to": ALLOWED, "value": 1}).to_string();
+    let send = |relayer: &str| format!("/api/v1/relayers/{relayer}/transactions");
+    assert_failure(
+        &api.call("POST", &send("relayer-2"), Some(&body), Some(&key)).await,
+        StatusCode::FORBIDDEN,
+        "may not use relayer `relayer-2`",
+    );
+    assert_failure(
+        &api.call("GET", "/api/v1/relayers/relayer-2", None, Some(&key)).await,
+        StatusCode::FORBIDDEN,
+        "relayer-2",
+    );
+    let (_, relayers) = api.call("GET", "/api/v1/relayers", None, Some(&key)).await;
+    let listed: Vec<_> = relayers["data"].as_array().unwrap().iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(listed, vec![json!("relayer-1")]);
+
+    let (status, sent) = api.call("POST", &send("relayer-1"), Some(&body), Some(&key)).await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    let key_id = key.split('_').nth(1).unwrap();
+    let stored = api.relay.store.get(sent["data"]["id"].as_str().unwrap()).await.unwrap().unwrap();
+    assert_eq!(stored.request.api_key_id, key_id, "the policy and the trail see the key's id");
+
+    // Another relayer's transaction is out of reach, even by its pool id.
+    let (_, other) = api.post(&send("relayer-2"), &body).await;
+    let other_id = other["data"]["id"].as_str().unwrap();
+    assert_failure(
+        &api.call("GET", &format!("/api/v1/transactions/{other_id}"), None, Some(&key)).await,
+        StatusCode::FORBIDDEN,
+        "relayer-2",
+    );
+    assert_failure(
+        &api.call("DELETE", &format!("/api/v1/transactions/{other_id}"), None, Some(&key)).await,
+        StatusCode::FORBIDDEN,
+        "relayer-2",
+    );
+    assert_eq!(api.relay.keys.allowed_relayers(key_id).await.unwrap(), Some(vec!["relayer-1".to_string()]));
 }

@@ -156,7 +156,7 @@ fn config_check_names_the_wrong_key_and_never_prints_secrets() {
     let out = switchyard(&["config", "check", "--config", file.to_str().unwrap()])
         .env("SWITCHYARD_DATABASE_URL", "postgres://sy:s3cr3t@db:5432/sy")
         .env("SWITCHYARD_RPC_URL", "https://rpc.example/v2/pr0v1d3r-k3y")
-        .env("SWITCHYARD_API_KEY", "an-api-key-of-32-characters-0000")
+        .env("SWITCHYARD_MASTER_KEY", "an-api-key-of-32-characters-0000")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));

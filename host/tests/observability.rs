@@ -154,7 +154,7 @@ async fn metrics_and_logs_show_what_the_relay_did() {
     server.stop();
     let logs = logs.lock().unwrap().clone();
     let printed = printed.lock().unwrap().clone();
-    assert!(printed.iter().any(|l| l.contains("$SWITCHYARD_API_KEY")), "{printed:?}");
+    assert!(printed.iter().any(|l| l.contains("$SWITCHYARD_MASTER_KEY")), "{printed:?}");
     for line in logs.iter().chain(&printed) {
         assert!(!line.contains(API_KEY), "the API key was printed: {line}");
     }

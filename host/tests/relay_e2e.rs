@@ -113,7 +113,7 @@ async fn with_no_rpc_url_serve_starts_its_own_dev_chain_and_keeps_its_state() {
     let plugins = support::examples().display().to_string();
     let text = format!("listen = \"127.0.0.1:0\"\n[plugins]\ndir = \"{plugins}\"\nwatch = false\n{STANDARD_PLUGINS}");
     std::fs::write(&config, text).unwrap();
-    let env = [("SWITCHYARD_API_KEY".to_string(), support::relay::API_KEY.to_string())];
+    let env = [("SWITCHYARD_MASTER_KEY".to_string(), support::relay::API_KEY.to_string())];
 
     let server = Server::start(&config, &env);
     let (status, relayers) = server.get("/api/v1/relayers").await;
@@ -186,4 +186,40 @@ async fn a_submitted_transaction_is_replaced_at_its_nonce_and_the_replacement_is
     assert!(late["error"].as_str().unwrap().contains("can no longer be replaced"), "{late}");
     let (status, late) = server.delete(&format!("{path}/{id}")).await;
     assert_eq!(status, 409, "{late}");
+}
+
+/// A key limited to one relayer: the selector is offered only that one, so
+/// every pool transaction the key submits is sent by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_transactions_of_a_key_limited_to_one_relayer_are_sent_by_it() {
+    let Some(anvil) = Anvil::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (config, env) = write_config(dir.path(), &anvil, RELAYERS, 2, STANDARD_PLUGINS);
+    let server = Server::start(&config, &env);
+    let body = json!({"name": "limited", "scopes": ["submit"], "relayers": ["relayer-2"]});
+    let (status, created) = server.post("/api/v1/api-keys", &body).await;
+    assert_eq!(status, 201, "{created}");
+    let (key_id, key) = (created["data"]["id"].clone(), created["data"]["secret"].as_str().unwrap().to_string());
+
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let answer = support::relay::client()
+            .post(format!("{}/api/v1/transactions", server.url))
+            .bearer_auth(&key)
+            .json(&json!({"to": recipient(i), "value": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        ids.push(answer.json::<Value>().await.unwrap()["data"]["id"].as_str().unwrap().to_string());
+    }
+    let txs = server.wait_final(&ids, Duration::from_secs(60)).await;
+    for tx in &txs {
+        assert_eq!((&tx["status"], &tx["relayer_id"]), (&json!("confirmed"), &json!("relayer-2")), "{tx}");
+    }
+    assert_exactly_once(&anvil, &txs).await;
+    // Round robin would have spread them; the key's id is on each.
+    let (_, stored) = server.get(&format!("/api/v1/transactions/{}", ids[0])).await;
+    assert_eq!(stored["data"]["api_key_id"], key_id, "{stored}");
+    assert!(server.stop().success());
 }

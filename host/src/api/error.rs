@@ -78,8 +78,14 @@ pub(super) enum CommonFailures {
 pub(super) enum KeyFailures {
     #[response(status = 400, description = "A path or query parameter that does not parse")]
     BadRequest(Failure),
-    #[response(status = 401, description = "No API key, or the wrong one")]
+    #[response(status = 401, description = "No API key, or one that is unknown or revoked")]
     Unauthorized(Failure),
+    #[response(
+        status = 403,
+        description = "The key lacks the endpoint's scope or may not use the relayer; or the policy plugin denied \
+                       the request"
+    )]
+    Forbidden(Failure),
     #[response(status = 404, description = "No such relayer or transaction")]
     NotFound(Failure),
 }
@@ -88,8 +94,6 @@ pub(super) enum KeyFailures {
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
 pub(super) enum BodyFailures {
-    #[response(status = 403, description = "The policy plugin denied the request")]
-    Denied(Failure),
     #[response(status = 409, description = "The relayer is paused, or the transaction can no longer change")]
     Conflict(Failure),
     #[response(status = 413, description = "The body is larger than `http.body_limit_bytes`")]

@@ -3,7 +3,9 @@
 //! endpoints (`pool`). Every answer, failures included, is the envelope of
 //! [`wire::Envelope`].
 
+mod auth;
 mod error;
+mod keys;
 mod ops;
 mod oz;
 mod pool;
@@ -14,8 +16,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tower::ServiceBuilder;
@@ -23,7 +25,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, OnResponse as _, TraceLayer};
 use utoipa::OpenApi as _;
 use utoipa::openapi::path::{Operation, PathItem};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -38,23 +40,22 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub relay: Arc<Relay>,
-    api_key: Arc<str>,
+    master_key: Arc<str>,
     /// The network name relayers report.
     pub network: Arc<str>,
 }
 
 impl AppState {
-    pub fn new(relay: Arc<Relay>, api_key: &str, network: &str) -> Self {
-        AppState { relay, api_key: api_key.into(), network: network.into() }
+    pub fn new(relay: Arc<Relay>, master_key: &str, network: &str) -> Self {
+        AppState { relay, master_key: master_key.into(), network: network.into() }
     }
 }
 
 /// The whole API with its layers: request id (taken from `x-request-id` or
 /// generated, and echoed), tracing, a body-size limit and a deadline.
 pub fn router(state: AppState, http: &HttpConfig) -> Router {
-    let (open, protected) = documented_routes();
-    let protected = protected.route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
-    let (api, _) = open.merge(protected).split_for_parts();
+    let (api, _) = documented_routes().split_for_parts();
+    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), auth::authorize));
     let timeout = Duration::from_millis(http.timeout_ms);
     api.merge(swagger_ui())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -76,31 +77,28 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         )
 }
 
-/// Every endpoint, open and behind the API key. A route is registered only
-/// through `routes!` from its `#[utoipa::path]`, so the router and the
-/// OpenAPI document are built from the same list and cannot drift.
-fn documented_routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
-    let open = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(oz::open_routes()).merge(ops::open_routes());
-    let protected = oz::routes().merge(pool::routes()).merge(ops::routes());
-    (open, protected)
+/// Every endpoint. A route is registered only through `routes!` from its
+/// `#[utoipa::path]`, so the router and the OpenAPI document are built from
+/// the same list and cannot drift; the `security` each path declares is
+/// what [`auth::authorize`] enforces.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(oz::open_routes())
+        .merge(ops::open_routes())
+        .merge(oz::routes())
+        .merge(pool::routes())
+        .merge(ops::routes())
+        .merge(keys::routes())
 }
 
 /// Where the Swagger UI page is served; its assets are compiled in.
 pub const SWAGGER_UI_PATH: &str = "/docs";
 const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 
-/// The OpenAPI document of [`router`]: every route it serves, with the API
-/// key required exactly where the router requires it.
+/// The OpenAPI document of [`router`]: every route it serves, with the
+/// scope each requires.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (open, protected) = documented_routes();
-    let mut protected = protected.into_openapi();
-    for item in protected.paths.paths.values_mut() {
-        for operation in operations(item) {
-            operation.security = Some(vec![SecurityRequirement::new(BEARER_AUTH, Vec::<String>::new())]);
-        }
-    }
-    let mut document = open.into_openapi();
-    document.merge(protected);
+    let mut document = documented_routes().into_openapi();
     let components = document.components.get_or_insert_with(Default::default);
     components.add_security_scheme(BEARER_AUTH, SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     document
@@ -109,10 +107,18 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The name OpenZeppelin Relayer's document gives its API key scheme.
 const BEARER_AUTH: &str = "bearer_auth";
 
-fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
-    [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.options, &mut item.head, &mut item.patch]
-        .into_iter()
-        .filter_map(Option::as_mut)
+fn operations(item: &PathItem) -> impl Iterator<Item = (Method, &Operation)> {
+    [
+        (Method::GET, &item.get),
+        (Method::PUT, &item.put),
+        (Method::POST, &item.post),
+        (Method::DELETE, &item.delete),
+        (Method::OPTIONS, &item.options),
+        (Method::HEAD, &item.head),
+        (Method::PATCH, &item.patch),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.as_ref().map(|operation| (method, operation)))
 }
 
 static OPENAPI_JSON: LazyLock<String> =
@@ -129,6 +135,7 @@ static OPENAPI_JSON: LazyLock<String> =
     tags(
         (name = "Relayers", description = "OpenZeppelin Relayer v1's EVM endpoints, for its clients unmodified"),
         (name = "Pool", description = "Submit to the relayer pool; read the decision trail"),
+        (name = "API keys", description = "Keys with scopes and allowed relayers; admin only"),
         (name = "Health", description = "Liveness, readiness and every dependency's state"),
         (name = "Operations", description = "Metrics and this document"),
     )
@@ -195,25 +202,6 @@ async fn observe_latency(request: Request, next: Next) -> Response {
         .with_label_values(&[method, &route, response.status().as_str()])
         .observe(started.elapsed().as_secs_f64());
     response
-}
-
-async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match given {
-        Some(key) if constant_time_eq(key.as_bytes(), state.api_key.as_bytes()) => Ok(next.run(request).await),
-        Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid API key")),
-        None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <api key>` header")),
-    }
-}
-
-/// Comparison whose time does not depend on where the keys differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The address a transaction is (or will be) sent from, once it has a relayer.

@@ -117,6 +117,7 @@ async fn timed<T, E: ToString>(call: impl Future<Output = Result<T, E>>) -> Depe
 }
 
 #[utoipa::path(get, path = "/api/v1/health/detailed", operation_id = "detailedHealth", tag = "Health",
+    security(("bearer_auth" = ["read"])),
     responses((status = 200, description = "Every dependency with its state and latency", body = Envelope<DetailedHealth>),
               CommonFailures, KeyFailures))]
 async fn detailed(State(state): State<AppState>) -> Json<Envelope<DetailedHealth>> {

@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 use super::error::{BodyFailures, CommonFailures, KeyFailures};
 use super::wire::{Envelope, OzTransaction, Pagination, TransactionBody};
 use super::{ApiError, AppState, PageQuery};
+use crate::access::Caller;
 use crate::pipeline::Submission;
 use crate::plugins::TxRequest;
 use crate::relayers::Relayer;
@@ -186,10 +187,12 @@ pub(super) fn relayer<'a>(state: &'a AppState, id: &str) -> Result<&'a Relayer, 
     path = "/api/v1/relayers",
     operation_id = "listRelayers",
     tag = TAG,
+    security(("bearer_auth" = ["read"])),
     responses((status = 200, description = "Every relayer of the pool", body = Envelope<Vec<RelayerView>>), CommonFailures, KeyFailures)
 )]
-async fn list_relayers(State(state): State<AppState>) -> Answer<Vec<RelayerView>> {
-    let relayers: Vec<_> = state.relay.pool.iter().map(|r| relayer_view(&state, r)).collect();
+async fn list_relayers(State(state): State<AppState>, caller: Caller) -> Answer<Vec<RelayerView>> {
+    let relayers: Vec<_> =
+        state.relay.pool.iter().filter(|r| caller.may_use(&r.id)).map(|r| relayer_view(&state, r)).collect();
     let total = relayers.len() as u64;
     let mut envelope = Envelope::ok(relayers);
     envelope.pagination = Some(Pagination { current_page: 1, per_page: total.max(1) as u32, total_items: total });
@@ -202,6 +205,7 @@ async fn list_relayers(State(state): State<AppState>) -> Answer<Vec<RelayerView>
     operation_id = "getRelayer",
     tag = TAG,
     params(("relayer_id" = String, Path, description = "The relayer's id")),
+    security(("bearer_auth" = ["read"])),
     responses((status = 200, description = "The relayer", body = Envelope<RelayerView>), CommonFailures, KeyFailures)
 )]
 async fn get_relayer(State(state): State<AppState>, path: Result<Path<String>, PathRejection>) -> Answer<RelayerView> {
@@ -236,6 +240,7 @@ struct RelayerStatus {
     operation_id = "getRelayerStatus",
     tag = TAG,
     params(("relayer_id" = String, Path, description = "The relayer's id")),
+    security(("bearer_auth" = ["read"])),
     responses((status = 200, description = "Its balance, nonce, pending count and health", body = Envelope<RelayerStatus>), CommonFailures, KeyFailures)
 )]
 async fn relayer_status(
@@ -286,6 +291,7 @@ fn whole_number() -> utoipa::openapi::Object {
     operation_id = "getRelayerBalance",
     tag = TAG,
     params(("relayer_id" = String, Path, description = "The relayer's id")),
+    security(("bearer_auth" = ["read"])),
     responses((status = 200, description = "Its balance, fresh from the chain", body = Envelope<Balance>), CommonFailures, KeyFailures)
 )]
 async fn relayer_balance(State(state): State<AppState>, path: Result<Path<String>, PathRejection>) -> Answer<Balance> {
@@ -330,6 +336,7 @@ impl From<Signature> for SignatureView {
     tag = TAG,
     params(("relayer_id" = String, Path, description = "The relayer's id")),
     request_body = SignBody,
+    security(("bearer_auth" = ["relayers"])),
     responses((status = 200, description = "The EIP-191 signature", body = Envelope<SignatureView>), CommonFailures, KeyFailures, BodyFailures)
 )]
 async fn sign(
@@ -358,6 +365,7 @@ struct SignTypedDataBody {
     tag = TAG,
     params(("relayer_id" = String, Path, description = "The relayer's id")),
     request_body = SignTypedDataBody,
+    security(("bearer_auth" = ["relayers"])),
     responses((status = 200, description = "The EIP-712 signature", body = Envelope<SignatureView>), CommonFailures, KeyFailures, BodyFailures)
 )]
 async fn sign_typed_data(
@@ -389,7 +397,11 @@ fn oz_view(state: &AppState, tx: &Transaction) -> OzTransaction {
 }
 
 /// Builds the pipeline's request from a body, for this relayer or the pool.
-pub(super) fn submission(body: TransactionBody, relayer_id: Option<String>) -> Result<Submission, ApiError> {
+pub(super) fn submission(
+    body: TransactionBody,
+    relayer_id: Option<String>,
+    caller: &Caller,
+) -> Result<Submission, ApiError> {
     let body = body.parse()?;
     let request = TxRequest {
         id: uuid::Uuid::new_v4().to_string(),
@@ -399,7 +411,7 @@ pub(super) fn submission(body: TransactionBody, relayer_id: Option<String>) -> R
         data: body.data,
         gas_limit: body.gas_limit,
         speed: body.speed,
-        api_key_id: "default".into(),
+        api_key_id: caller.key_id.to_string(),
         hints: body.hints,
     };
     Ok(Submission { request, relayer_id, valid_until: body.valid_until })
@@ -412,11 +424,13 @@ pub(super) fn submission(body: TransactionBody, relayer_id: Option<String>) -> R
     tag = TAG,
     params(("relayer_id" = String, Path, description = "The relayer's id")),
     request_body = TransactionBody,
+    security(("bearer_auth" = ["submit"])),
     responses((status = 200, description = "Accepted and queued", body = Envelope<OzTransaction>), CommonFailures, KeyFailures, BodyFailures)
 )]
 async fn send_transaction(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
+    caller: Caller,
     body: Result<Json<TransactionBody>, JsonRejection>,
 ) -> Answer<OzTransaction> {
     let Path(id) = path?;
@@ -425,7 +439,7 @@ async fn send_transaction(
     if !body.hints.is_empty() {
         return Err(ApiError::unprocessable("`hints` are for the pool endpoint, POST /api/v1/transactions"));
     }
-    let tx = state.relay.submit(submission(body, Some(id))?).await?;
+    let tx = state.relay.submit(submission(body, Some(id), &caller)?).await?;
     Ok(Json(Envelope::ok(oz_view(&state, &tx))))
 }
 
@@ -435,6 +449,7 @@ async fn send_transaction(
     operation_id = "listTransactions",
     tag = TAG,
     params(("relayer_id" = String, Path, description = "The relayer's id"), PageQuery),
+    security(("bearer_auth" = ["read"])),
     responses((status = 200, description = "A page of its transactions, newest first", body = Envelope<Vec<OzTransaction>>), CommonFailures, KeyFailures)
 )]
 async fn list_transactions(
@@ -460,6 +475,7 @@ async fn list_transactions(
     operation_id = "listTransactionsWithoutSlash",
     tag = TAG,
     params(("relayer_id" = String, Path, description = "The relayer's id"), PageQuery),
+    security(("bearer_auth" = ["read"])),
     responses((status = 200, description = "A page of its transactions, newest first", body = Envelope<Vec<OzTransaction>>), CommonFailures, KeyFailures)
 )]
 async fn list_transactions_without_slash(
@@ -476,6 +492,7 @@ async fn list_transactions_without_slash(
     operation_id = "getTransactionByNonce",
     tag = TAG,
     params(("relayer_id" = String, Path, description = "The relayer's id"), ("nonce" = u64, Path, description = "The nonce")),
+    security(("bearer_auth" = ["read"])),
     responses((status = 200, description = "The transaction sent at that nonce", body = Envelope<OzTransaction>), CommonFailures, KeyFailures)
 )]
 async fn transaction_by_nonce(
@@ -504,6 +521,7 @@ async fn relayer_transaction(state: &AppState, relayer_id: &str, id: &str) -> Re
     operation_id = "getTransactionById",
     tag = TAG,
     params(("relayer_id" = String, Path, description = "The relayer's id"), ("transaction_id" = String, Path, description = "The transaction's id")),
+    security(("bearer_auth" = ["read"])),
     responses((status = 200, description = "The transaction", body = Envelope<OzTransaction>), CommonFailures, KeyFailures)
 )]
 async fn get_transaction(
@@ -525,17 +543,19 @@ async fn get_transaction(
     tag = TAG,
     params(("relayer_id" = String, Path, description = "The relayer's id"), ("transaction_id" = String, Path, description = "The transaction's id")),
     request_body = TransactionBody,
+    security(("bearer_auth" = ["submit"])),
     responses((status = 200, description = "Replaced", body = Envelope<OzTransaction>), CommonFailures, KeyFailures, BodyFailures)
 )]
 async fn replace_transaction(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
+    caller: Caller,
     body: Result<Json<TransactionBody>, JsonRejection>,
 ) -> Answer<OzTransaction> {
     let Path((relayer_id, id)) = path?;
     let Json(body) = body?;
     relayer_transaction(&state, &relayer_id, &id).await?;
-    let tx = state.relay.replace(&id, submission(body, Some(relayer_id))?).await?;
+    let tx = state.relay.replace(&id, submission(body, Some(relayer_id), &caller)?).await?;
     Ok(Json(Envelope::ok(oz_view(&state, &tx))))
 }
 
@@ -547,6 +567,7 @@ async fn replace_transaction(
     operation_id = "cancelTransaction",
     tag = TAG,
     params(("relayer_id" = String, Path, description = "The relayer's id"), ("transaction_id" = String, Path, description = "The transaction's id")),
+    security(("bearer_auth" = ["submit"])),
     responses((status = 200, description = "Canceled, or a no-op queued at its nonce", body = Envelope<OzTransaction>), CommonFailures, KeyFailures, BodyFailures)
 )]
 async fn cancel_transaction(
@@ -574,6 +595,7 @@ struct CancelAll {
     operation_id = "deletePendingTransactions",
     tag = TAG,
     params(("relayer_id" = String, Path, description = "The relayer's id")),
+    security(("bearer_auth" = ["relayers"])),
     responses((status = 200, description = "What was canceled and what could not be", body = Envelope<CancelAll>), CommonFailures, KeyFailures)
 )]
 async fn cancel_all_pending(

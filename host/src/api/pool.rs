@@ -12,6 +12,7 @@ use super::error::{BodyFailures, CommonFailures, KeyFailures};
 use super::oz::submission;
 use super::wire::{Envelope, MetaTransactionBody, PoolTransaction, TransactionBody};
 use super::{ApiError, AppState};
+use crate::access::Caller;
 use crate::queue::QueueStats;
 use crate::store::Transaction;
 
@@ -35,14 +36,16 @@ fn view(state: &AppState, tx: &Transaction) -> PoolTransaction {
     operation_id = "submitToPool",
     tag = TAG,
     request_body = TransactionBody,
+    security(("bearer_auth" = ["submit"])),
     responses((status = 200, description = "Accepted and queued; the selector plugin chooses the relayer", body = Envelope<PoolTransaction>), CommonFailures, KeyFailures, BodyFailures)
 )]
 async fn submit(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Json<TransactionBody>, JsonRejection>,
 ) -> Result<Json<Envelope<PoolTransaction>>, ApiError> {
     let Json(body) = body?;
-    let tx = state.relay.submit(submission(body, None)?).await?;
+    let tx = state.relay.submit(submission(body, None, &caller)?).await?;
     Ok(Json(Envelope::ok(view(&state, &tx))))
 }
 
@@ -55,14 +58,16 @@ async fn submit(
     operation_id = "submitMetaTransaction",
     tag = TAG,
     request_body = MetaTransactionBody,
+    security(("bearer_auth" = ["submit"])),
     responses((status = 200, description = "Verified, accepted and queued", body = Envelope<PoolTransaction>), CommonFailures, KeyFailures, BodyFailures)
 )]
 async fn submit_gasless(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Json<MetaTransactionBody>, JsonRejection>,
 ) -> Result<Json<Envelope<PoolTransaction>>, ApiError> {
     let Json(body) = body?;
-    let tx = state.relay.submit_gasless(body.parse()?, None).await?;
+    let tx = state.relay.submit_gasless(body.parse(&caller.key_id)?, None).await?;
     Ok(Json(Envelope::ok(view(&state, &tx))))
 }
 
@@ -72,15 +77,16 @@ async fn submit_gasless(
     operation_id = "getPoolTransaction",
     tag = TAG,
     params(("transaction_id" = String, Path, description = "The transaction's id")),
+    security(("bearer_auth" = ["read"])),
     responses((status = 200, description = "The transaction with its decisions and attempts", body = Envelope<PoolTransaction>), CommonFailures, KeyFailures)
 )]
 async fn transaction(
     State(state): State<AppState>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Envelope<PoolTransaction>>, ApiError> {
     let Path(id) = path?;
-    let tx = state.relay.store.get(&id).await?;
-    let tx = tx.ok_or_else(|| ApiError::not_found(format!("Transaction with ID {id} not found")))?;
+    let tx = stored(&state, &caller, &id).await?;
     Ok(Json(Envelope::ok(view(&state, &tx))))
 }
 
@@ -92,15 +98,28 @@ async fn transaction(
     operation_id = "cancelPoolTransaction",
     tag = TAG,
     params(("transaction_id" = String, Path, description = "The transaction's id")),
+    security(("bearer_auth" = ["submit"])),
     responses((status = 200, description = "Canceled, or a no-op queued at its nonce", body = Envelope<PoolTransaction>), CommonFailures, KeyFailures, BodyFailures)
 )]
 async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Envelope<PoolTransaction>>, ApiError> {
     let Path(id) = path?;
+    stored(&state, &caller, &id).await?;
     let tx = state.relay.cancel(&id).await?;
     Ok(Json(Envelope::ok(view(&state, &tx))))
+}
+
+/// The transaction, if the caller may use its relayer.
+async fn stored(state: &AppState, caller: &Caller, id: &str) -> Result<Transaction, ApiError> {
+    let tx = state.relay.store.get(id).await?;
+    let tx = tx.ok_or_else(|| ApiError::not_found(format!("Transaction with ID {id} not found")))?;
+    if let Some(relayer) = &tx.relayer_id {
+        caller.check_relayer(relayer)?;
+    }
+    Ok(tx)
 }
 
 #[utoipa::path(
@@ -108,6 +127,7 @@ async fn cancel(
     path = "/api/v1/queue/stats",
     operation_id = "queueStats",
     tag = TAG,
+    security(("bearer_auth" = ["read"])),
     responses((status = 200, description = "The queue's counts", body = Envelope<QueueStats>), CommonFailures, KeyFailures)
 )]
 async fn queue_stats(State(state): State<AppState>) -> Result<Json<Envelope<QueueStats>>, ApiError> {

@@ -266,7 +266,7 @@ pub struct ForwardRequestBody {
 }
 
 impl MetaTransactionBody {
-    pub fn parse(self) -> Result<MetaTransaction, ApiError> {
+    pub fn parse(self, api_key_id: &str) -> Result<MetaTransaction, ApiError> {
         let request = self.request;
         if request.gas == 0 {
             return Err(ApiError::unprocessable("`request.gas` must be above 0"));
@@ -292,7 +292,7 @@ impl MetaTransactionBody {
             base: TxRequest {
                 id: uuid::Uuid::new_v4().to_string(),
                 speed: self.speed.map(Speed::from).unwrap_or_default(),
-                api_key_id: "default".into(),
+                api_key_id: api_key_id.to_string(),
                 hints: self.hints.into_iter().collect(),
                 ..TxRequest::default()
             },
@@ -366,6 +366,8 @@ impl OzTransaction {
 pub struct PoolTransaction {
     #[serde(flatten)]
     pub transaction: OzTransaction,
+    /// The id of the API key that submitted it (`master` for the master key).
+    pub api_key_id: String,
     pub hints: BTreeMap<String, String>,
     pub valid_until: Option<String>,
     /// The block it was mined in, while mined or once final.
@@ -402,6 +404,7 @@ impl PoolTransaction {
     pub fn new(tx: &Transaction, from: Option<Address>) -> Self {
         PoolTransaction {
             transaction: OzTransaction::new(tx, from),
+            api_key_id: tx.request.api_key_id.clone(),
             hints: tx.request.hints.iter().cloned().collect(),
             valid_until: tx.valid_until.map(time),
             block_number: tx.mined_in.as_ref().map(|b| b.number),

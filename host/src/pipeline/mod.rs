@@ -15,6 +15,7 @@ use std::time::Duration;
 use alloy_primitives::U256;
 use tokio::sync::watch;
 
+use crate::access::Keys;
 use crate::chain::Chain;
 use crate::plugins::{
     AttemptFees, DecidedBy, Decision, FeeDecision, PluginHost, PluginKind, Selection, TxRequest, Usage, Verdict,
@@ -88,6 +89,7 @@ pub struct RelaySettings {
 #[derive(Debug)]
 pub struct Relay {
     pub store: Arc<dyn Store>,
+    pub keys: Keys,
     pub queue: Arc<dyn Queue>,
     pub plugins: Arc<PluginHost>,
     pub pool: Arc<RelayerPool>,
@@ -117,6 +119,7 @@ impl Relay {
         settings: RelaySettings,
     ) -> Self {
         Relay {
+            keys: Keys::new(store.clone()),
             store,
             queue,
             plugins,

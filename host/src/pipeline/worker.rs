@@ -150,7 +150,12 @@ impl Worker {
             }
             None => {
                 let plugins = self.relay.plugins.clone();
-                let candidates = self.relay.pool.candidates();
+                let mut candidates = self.relay.pool.candidates();
+                // A key limited to some relayers is offered only those.
+                let allowed = self.relay.keys.allowed_relayers(&tx.request.api_key_id).await.map_err(s)?;
+                if let Some(allowed) = &allowed {
+                    candidates.retain(|c| allowed.contains(&c.id));
+                }
                 let request = tx.request.clone();
                 let decision = super::blocking_in_span(move || plugins.select(&request, &candidates))
                     .await
@@ -160,7 +165,8 @@ impl Worker {
                     Selection::Chosen(chosen) => chosen.clone(),
                     Selection::Refused(reason) => return Ok(Err(Step::Retry(format!("no relayer chosen: {reason}")))),
                 };
-                let Some(relayer) = self.relay.pool.get(&chosen).filter(|r| !r.paused) else {
+                let allowed = |id: &str| allowed.as_ref().is_none_or(|a| a.iter().any(|r| r == id));
+                let Some(relayer) = self.relay.pool.get(&chosen).filter(|r| !r.paused && allowed(&r.id)) else {
                     return Ok(Err(Step::Retry(format!(
                         "the selector chose `{chosen}`, which is not an active relayer"
                     ))));

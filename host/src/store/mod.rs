@@ -296,8 +296,84 @@ pub struct Census {
     pub oldest_unfinished_at: Option<i64>,
 }
 
+/// What an API key may do. `Admin` may do everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Submit, replace and cancel transactions.
+    Submit,
+    /// Read transactions, relayers and the queue.
+    Read,
+    /// Sign with relayer keys and cancel a relayer's pending transactions.
+    Relayers,
+    /// Read the loaded plugins.
+    Plugins,
+    /// Manage API keys and webhooks; implies every other scope.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 5] = [Scope::Submit, Scope::Read, Scope::Relayers, Scope::Plugins, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Submit => "submit",
+            Scope::Read => "read",
+            Scope::Relayers => "relayers",
+            Scope::Plugins => "plugins",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Scope {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == s).ok_or_else(|| {
+            let known = Scope::ALL.map(Scope::as_str).join(", ");
+            format!("unknown scope `{s}` (known: {known})")
+        })
+    }
+}
+
+/// An API key as stored: its secret is kept only as a SHA-256 digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// The relayers it may use; `None` for every relayer.
+    pub relayers: Option<Vec<String>>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// API keys, created by an admin and revoked, never deleted: the id stays
+/// on the transactions the key submitted.
 #[async_trait]
-pub trait Store: Send + Sync + fmt::Debug + 'static {
+pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
+    async fn insert_api_key(&self, key: &ApiKey, secret_sha256: &str) -> Result<(), StoreError>;
+
+    /// The key with its secret's digest.
+    async fn api_key(&self, id: &str) -> Result<Option<(ApiKey, String)>, StoreError>;
+
+    /// Every key, revoked ones included, oldest first.
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Marks the key revoked (once: a second revocation keeps the first
+    /// time); `None` for an unknown id.
+    async fn revoke_api_key(&self, id: &str, at: i64) -> Result<Option<ApiKey>, StoreError>;
+}
+
+#[async_trait]
+pub trait Store: KeyStore + Send + Sync + fmt::Debug + 'static {
     /// Persists an accepted request together with its queue entry, in one
     /// database transaction (the outbox): both or neither.
     async fn insert(&self, tx: &NewTransaction) -> Result<(), StoreError>;

@@ -9,6 +9,8 @@
 //! Every write that must be atomic starts with a write statement: it takes
 //! the row lock (SQLite: the write lock) before anything is read.
 
+mod keys;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;

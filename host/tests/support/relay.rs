@@ -145,7 +145,7 @@ pub fn write_config(
     workers: usize,
     plugins: &str,
 ) -> (PathBuf, Vec<(String, String)>) {
-    let mut env = vec![("SWITCHYARD_API_KEY".to_string(), API_KEY.to_string())];
+    let mut env = vec![("SWITCHYARD_MASTER_KEY".to_string(), API_KEY.to_string())];
     let mut text = format!(
         r#"
 listen = "127.0.0.1:0"

@@ -477,6 +477,33 @@ pub async fn keeps_the_watchers_checkpoint_per_chain(store: Arc<dyn Store>) {
     assert_eq!(store.checkpoint(1).await.unwrap(), Some(at(99, 'b')));
 }
 
+pub async fn keeps_api_keys_with_their_digest_and_revokes_once(store: Arc<dyn Store>) {
+    use switchyard::store::{ApiKey, Scope};
+    let key = |id: &str, at: i64, relayers: Option<Vec<String>>| ApiKey {
+        id: id.into(),
+        name: format!("name of {id} — ünïcode"),
+        scopes: vec![Scope::Submit, Scope::Read],
+        relayers,
+        created_at: at,
+        revoked_at: None,
+    };
+    let limited = key("k2", 2, Some(vec!["relayer-1".into(), "relayer-2".into()]));
+    store.insert_api_key(&limited, &"b".repeat(64)).await.unwrap();
+    store.insert_api_key(&key("k1", 1, None), &"a".repeat(64)).await.unwrap();
+    assert!(store.insert_api_key(&key("k1", 3, None), &"c".repeat(64)).await.is_err(), "ids are unique");
+    assert_eq!(store.api_key("k2").await.unwrap(), Some((limited.clone(), "b".repeat(64))));
+    assert_eq!(store.api_key("nope").await.unwrap(), None);
+    let ids: Vec<_> = store.api_keys().await.unwrap().into_iter().map(|k| k.id).collect();
+    assert_eq!(ids, ["k1", "k2"], "oldest first");
+
+    let revoked = store.revoke_api_key("k2", 50).await.unwrap().unwrap();
+    assert_eq!(revoked, ApiKey { revoked_at: Some(50), ..limited });
+    let again = store.revoke_api_key("k2", 60).await.unwrap().unwrap();
+    assert_eq!(again.revoked_at, Some(50), "the first revocation stays");
+    assert_eq!(store.revoke_api_key("nope", 60).await.unwrap(), None);
+    assert_eq!(store.api_key("k1").await.unwrap().unwrap().0.revoked_at, None);
+}
+
 /// Runs every case, each on a database from `fresh` (`None`: the backend
 /// is unreachable and the test skips).
 #[macro_export]
@@ -497,6 +524,7 @@ macro_rules! store_suite {
             bumps_and_no_ops_keep_the_content_and_settle_by_purpose,
             a_released_nonce_is_queued_again_and_a_gap_is_filled_once,
             keeps_the_watchers_checkpoint_per_chain,
+            keeps_api_keys_with_their_digest_and_revokes_once,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {

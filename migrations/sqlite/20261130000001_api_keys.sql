@@ -1,0 +1,14 @@
+-- API keys created through the API. The secret is kept only as its SHA-256
+-- (hex): a key is shown once, at creation. Revoked keys stay, so the id on
+-- the transactions they submitted still names one.
+CREATE TABLE api_keys (
+    id              TEXT PRIMARY KEY NOT NULL,
+    name            TEXT NOT NULL,
+    secret_sha256   TEXT NOT NULL,
+    -- Comma-separated scope names.
+    scopes          TEXT NOT NULL,
+    -- JSON array of relayer ids; NULL for every relayer.
+    relayers        TEXT,
+    created_at      INTEGER NOT NULL,
+    revoked_at      INTEGER
+);
