@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::Rate;
 use crate::plugins::{EngineSettings, Limits, PluginKind};
 use crate::queue::{QueueBackend, RetryPolicy};
 use crate::relayers::cache::CacheSettings;
@@ -383,11 +384,32 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// How long shutdown waits for in-flight requests and deliveries.
     pub shutdown_grace_ms: u64,
+    /// Requests per second each API key may make, sustained (a token
+    /// bucket per key, shared by the replicas through Redis when `redis_url`
+    /// is set); 0 for no limit. A key created with its own `rate_limit`
+    /// keeps that one.
+    pub rate_limit_per_second: f64,
+    /// Requests a key may make at once after a quiet spell.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { timeout_ms: 30_000, body_limit_bytes: 64 * 1024, shutdown_grace_ms: 10_000 }
+        HttpConfig {
+            timeout_ms: 30_000,
+            body_limit_bytes: 64 * 1024,
+            shutdown_grace_ms: 10_000,
+            rate_limit_per_second: 0.0,
+            rate_limit_burst: 100,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The limit for keys without their own; `None` when off.
+    pub fn rate_limit(&self) -> Option<Rate> {
+        (self.rate_limit_per_second != 0.0)
+            .then_some(Rate { per_second: self.rate_limit_per_second, burst: self.rate_limit_burst })
     }
 }
 
@@ -736,6 +758,9 @@ impl Config {
         }
         if self.http.body_limit_bytes < 1024 || self.http.timeout_ms == 0 {
             return Err(invalid("http", "body_limit_bytes must be at least 1024 and timeout_ms above 0"));
+        }
+        if let Some(Err((field, why))) = self.http.rate_limit().map(|rate| rate.check()) {
+            return Err(invalid(format!("http.rate_limit_{field}"), why));
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, relayer) in self.relayers.iter().enumerate() {
@@ -1197,6 +1222,23 @@ mod tests {
         ] {
             let err = Config::load_with_env(None, env(&[(key, value)])).unwrap_err().to_string();
             assert!(err.contains(named), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_are_off_by_default_and_checked_when_set() {
+        assert_eq!(Config::default().http.rate_limit(), None);
+        let c = Config::load_with_env(None, env(&[("SWITCHYARD_HTTP__RATE_LIMIT_PER_SECOND", "50")])).unwrap();
+        assert_eq!(c.http.rate_limit(), Some(Rate { per_second: 50.0, burst: 100 }));
+        for (vars, named) in [
+            (vec![("SWITCHYARD_HTTP__RATE_LIMIT_PER_SECOND", "-1")], "http.rate_limit_per_second"),
+            (
+                vec![("SWITCHYARD_HTTP__RATE_LIMIT_PER_SECOND", "5"), ("SWITCHYARD_HTTP__RATE_LIMIT_BURST", "0")],
+                "http.rate_limit_burst",
+            ),
+        ] {
+            let err = Config::load_with_env(None, env(&vars)).unwrap_err().to_string();
+            assert!(err.contains(named), "{vars:?}: {err}");
         }
     }
 

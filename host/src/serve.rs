@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::watch;
 
+use crate::access::{MemoryLimiter, RateLimiter, RedisLimiter};
 use crate::api::{self, AppState};
 use crate::chain::Chain;
 use crate::chain::dev::DevChain;
@@ -19,7 +20,7 @@ use crate::queue::embedded::EmbeddedQueue;
 use crate::queue::outbox::Brokered;
 use crate::queue::sqs::{SqsQueue, SqsSettings};
 use crate::queue::{Broker, Queue, QueueBackend};
-use crate::relayers::cache::RedisCache;
+use crate::relayers::cache::{RedisCache, redis_connection};
 use crate::relayers::{Relayer, RelayerPool};
 use crate::store::sql::SqlStore;
 
@@ -34,8 +35,8 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
     // start before anything else is spun up.
     let store = open_store(&config).await?;
     let queue = open_queue(&config, &store).await?;
-    let cache = match &config.redis_url {
-        Some(url) => Some(RedisCache::connect(url, &config.cache.key_prefix, config.cache.settings()).await?),
+    let redis = match &config.redis_url {
+        Some(url) => Some(redis_connection(url, config.cache.settings().timeout).await?),
         None => None,
     };
 
@@ -49,7 +50,8 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
     };
     let chain = connect(&rpc_urls, &config).await?;
     let mut relayers = relayers(&config, dev_chain.as_ref())?;
-    if let Some(cache) = cache {
+    if let Some(redis) = &redis {
+        let cache = RedisCache::new(redis.clone(), &config.cache.key_prefix, config.cache.settings());
         relayers = relayers.with_cache(Arc::new(cache));
     }
     let engine = config.plugins.engine_settings(&config.data_dir);
@@ -88,7 +90,14 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
 
     let (stop, stopped) = watch::channel(false);
     let tasks = relay.spawn(config.queue.workers, stopped.clone());
-    let app = api::router(AppState::new(relay.clone(), &master_key, &config.network.name), &config.http);
+    // Replicas share the keys' budgets through Redis.
+    let limiter: Arc<dyn RateLimiter> = match redis {
+        Some(redis) => Arc::new(RedisLimiter::new(redis, &config.cache.key_prefix, config.cache.settings().timeout)),
+        None => Arc::new(MemoryLimiter::default()),
+    };
+    let state = AppState::new(relay.clone(), &master_key, &config.network.name)
+        .with_rate_limits(limiter, config.http.rate_limit());
+    let app = api::router(state, &config.http);
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
 
     tracing::info!("draining: workers finish the deliveries they hold");

@@ -671,3 +671,54 @@ async fn a_key_limited_to_relayers_uses_only_those_and_its_id_reaches_the_policy
     );
     assert_eq!(api.relay.keys.allowed_relayers(key_id).await.unwrap(), Some(vec!["relayer-1".to_string()]));
 }
+
+#[tokio::test]
+async fn a_key_past_its_rate_limit_is_answered_429_with_retry_after() {
+    let api = api().await;
+    let body = json!({"name": "slow", "scopes": ["read"], "rate_limit": {"per_second": 0.5, "burst": 2}});
+    let (status, created) = api.post("/api/v1/api-keys", &body.to_string()).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["data"]["rate_limit"], json!({"per_second": 0.5, "burst": 2}));
+    let slow = created["data"]["secret"].as_str().unwrap().to_string();
+    let other = api.key(&["read"], None).await;
+
+    for _ in 0..2 {
+        assert_eq!(api.call("GET", "/api/v1/relayers", None, Some(&slow)).await.0, StatusCode::OK);
+    }
+    let request = Request::get("/api/v1/relayers").header(header::AUTHORIZATION, format!("Bearer {slow}"));
+    let response = api.app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "2", "one token every 2 s");
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(answer["error"].as_str().unwrap().contains("rate limit"), "{answer}");
+    // Each key has its own bucket; the master key has no limit configured.
+    for _ in 0..5 {
+        assert_eq!(api.call("GET", "/api/v1/relayers", None, Some(&other)).await.0, StatusCode::OK);
+        assert_eq!(api.get("/api/v1/relayers").await.0, StatusCode::OK);
+    }
+    for (rate, needle) in [
+        (json!({"per_second": 0, "burst": 1}), "`rate_limit.per_second`"),
+        (json!({"per_second": 1, "burst": 0}), "`rate_limit.burst`"),
+        (json!({"per_second": 1}), "missing field `burst`"),
+    ] {
+        let body = json!({"name": "x", "scopes": ["read"], "rate_limit": rate});
+        assert_failure(
+            &api.post("/api/v1/api-keys", &body.to_string()).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            needle,
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_plugins_scope_lists_each_slots_plugin() {
+    let api = api().await;
+    let key = api.key(&["plugins"], None).await;
+    let (status, plugins) = api.call("GET", "/api/v1/plugins", None, Some(&key)).await;
+    assert_eq!(status, StatusCode::OK, "{plugins}");
+    let policy = plugins["data"].as_array().unwrap().iter().find(|p| p["kind"] == "policy").unwrap().clone();
+    assert_eq!((&policy["status"], &policy["plugin"]), (&json!("loaded"), &json!("policy_allowlist")), "{plugins}");
+    let selector = plugins["data"].as_array().unwrap().iter().find(|p| p["kind"] == "selector").unwrap().clone();
+    assert_eq!(selector["status"], "built_in", "{plugins}");
+}

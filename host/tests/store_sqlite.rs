@@ -80,7 +80,8 @@ async fn migrations_from_earlier_releases_keep_the_decision_trail() {
     .await
     .unwrap();
 
-    assert_eq!(store.migrate().await.unwrap().len(), 2, "this release applies the two migrations since");
+    let since = std::fs::read_dir(&folder).unwrap().count() - 2;
+    assert_eq!(store.migrate().await.unwrap().len(), since, "this release applies every migration since");
     let kept = store.get("old").await.unwrap().unwrap();
     assert_eq!(kept.mined_in, None);
     let outcomes: Vec<&str> = kept.decisions.iter().map(|d| d.outcome.as_str()).collect();

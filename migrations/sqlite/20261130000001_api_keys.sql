@@ -9,6 +9,9 @@ CREATE TABLE api_keys (
     scopes          TEXT NOT NULL,
     -- JSON array of relayer ids; NULL for every relayer.
     relayers        TEXT,
+    -- Its own rate limit (token bucket); NULL for `rate_limit` in the config.
+    rate_per_second REAL,
+    rate_burst      INTEGER,
     created_at      INTEGER NOT NULL,
     revoked_at      INTEGER
 );

@@ -4,12 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 
 use super::{ApiError, AppState};
 use crate::access::{AuthError, Caller, constant_time_eq};
@@ -78,6 +79,11 @@ pub(super) async fn authorize(
             other => ApiError::new(StatusCode::UNAUTHORIZED, other.to_string()),
         })?
     };
+    if let Some(rate) = caller.rate_limit.or(state.default_rate)
+        && let Err(wait) = state.limiter.take(&caller.key_id, rate).await
+    {
+        return Ok(too_many_requests(wait));
+    }
     if !caller.may(scope) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, format!("this API key lacks the `{scope}` scope")));
     }
@@ -89,6 +95,16 @@ pub(super) async fn authorize(
     }
     parts.extensions.insert(caller);
     Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
+/// 429 with `Retry-After` in whole seconds, rounded up.
+fn too_many_requests(wait: Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("rate limit reached: retry in {seconds} s"))
+            .into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
 }
 
 impl Caller {

@@ -88,6 +88,12 @@ pub(super) enum KeyFailures {
     Forbidden(Failure),
     #[response(status = 404, description = "No such relayer or transaction")]
     NotFound(Failure),
+    #[response(
+        status = 429,
+        description = "The key's rate limit is reached; `Retry-After` says in how many seconds to retry",
+        headers(("Retry-After" = u64, description = "Seconds until the key may call again"))
+    )]
+    TooManyRequests(Failure),
 }
 
 /// What an endpoint that takes a JSON body adds.

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 use super::error::{BodyFailures, CommonFailures, KeyFailures};
 use super::wire::{Envelope, time};
 use super::{ApiError, AppState};
+use crate::access::Rate;
 use crate::store::{ApiKey, Scope};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -32,6 +33,9 @@ pub(super) struct NewKeyBody {
     /// The relayers it may use; absent for every relayer.
     #[serde(default)]
     relayers: Option<Vec<String>>,
+    /// Its own rate limit; absent for the configured one.
+    #[serde(default)]
+    rate_limit: Option<Rate>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,6 +46,8 @@ pub(super) struct KeyView {
     scopes: Vec<Scope>,
     /// `null` for every relayer.
     relayers: Option<Vec<String>>,
+    /// `null` for the configured one.
+    rate_limit: Option<Rate>,
     created_at: String,
     revoked_at: Option<String>,
 }
@@ -53,6 +59,7 @@ impl From<ApiKey> for KeyView {
             name: key.name,
             scopes: key.scopes,
             relayers: key.relayers,
+            rate_limit: key.rate_limit,
             created_at: time(key.created_at),
             revoked_at: key.revoked_at.map(time),
         }
@@ -81,7 +88,10 @@ async fn create_key(
     State(state): State<AppState>,
     body: Result<Json<NewKeyBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Envelope<IssuedKeyView>>), ApiError> {
-    let Json(NewKeyBody { name, mut scopes, relayers }) = body?;
+    let Json(NewKeyBody { name, mut scopes, relayers, rate_limit }) = body?;
+    if let Some(Err((field, why))) = rate_limit.map(|rate| rate.check()) {
+        return Err(ApiError::unprocessable(format!("`rate_limit.{field}` {why}")));
+    }
     let name = name.trim();
     if name.is_empty() || name.chars().count() > NAME_LIMIT {
         return Err(ApiError::unprocessable(format!("`name` must be 1 to {NAME_LIMIT} characters")));
@@ -104,7 +114,7 @@ async fn create_key(
             }
         })
         .transpose()?;
-    let issued = state.relay.keys.issue(name, scopes, relayers).await?;
+    let issued = state.relay.keys.issue(name, scopes, relayers, rate_limit).await?;
     tracing::info!(key = %issued.key.id, name = %issued.key.name, "API key created");
     let view = IssuedKeyView { key: issued.key.into(), secret: issued.secret };
     Ok((StatusCode::CREATED, Json(Envelope::ok(view))))

@@ -31,6 +31,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::ApiError;
 
+use crate::access::{MemoryLimiter, Rate, RateLimiter};
 use crate::config::HttpConfig;
 use crate::pipeline::Relay;
 
@@ -43,11 +44,25 @@ pub struct AppState {
     master_key: Arc<str>,
     /// The network name relayers report.
     pub network: Arc<str>,
+    limiter: Arc<dyn RateLimiter>,
+    /// For keys without their own; `None`: unlimited.
+    default_rate: Option<Rate>,
 }
 
 impl AppState {
+    /// No rate limit until [`AppState::with_rate_limits`].
     pub fn new(relay: Arc<Relay>, master_key: &str, network: &str) -> Self {
-        AppState { relay, master_key: master_key.into(), network: network.into() }
+        AppState {
+            relay,
+            master_key: master_key.into(),
+            network: network.into(),
+            limiter: Arc::new(MemoryLimiter::default()),
+            default_rate: None,
+        }
+    }
+
+    pub fn with_rate_limits(self, limiter: Arc<dyn RateLimiter>, default_rate: Option<Rate>) -> Self {
+        AppState { limiter, default_rate, ..self }
     }
 }
 

@@ -24,7 +24,7 @@ pub(super) fn open_routes() -> OpenApiRouter<AppState> {
 }
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(detailed))
+    OpenApiRouter::new().routes(routes!(detailed)).routes(routes!(plugins))
 }
 
 /// This document, as JSON. Open: it describes the API and holds no secret.
@@ -179,6 +179,16 @@ async fn detailed(State(state): State<AppState>) -> Json<Envelope<DetailedHealth
         relayers,
         plugins,
     }))
+}
+
+/// The plugin in each slot with its build and latency; the same list as
+/// the detailed health's, for keys with the `plugins` scope only.
+#[utoipa::path(get, path = "/api/v1/plugins", operation_id = "listPlugins", tag = "Operations",
+    security(("bearer_auth" = ["plugins"])),
+    responses((status = 200, description = "Each slot's plugin, or the built-in default", body = Envelope<Vec<PluginView>>),
+              CommonFailures, KeyFailures))]
+async fn plugins(State(state): State<AppState>) -> Json<Envelope<Vec<PluginView>>> {
+    Json(Envelope::ok(PluginKind::ALL.into_iter().map(|kind| plugin_view(&state, kind)).collect()))
 }
 
 fn plugin_view(state: &AppState, kind: PluginKind) -> PluginView {

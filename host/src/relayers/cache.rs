@@ -102,18 +102,12 @@ impl std::fmt::Debug for RedisCache {
 impl RedisCache {
     /// Connects; a wrong URL or an unreachable server is an error here.
     pub async fn connect(url: &str, prefix: &str, settings: CacheSettings) -> Result<Self, CacheError> {
-        let shown = redact_url(url);
-        let client =
-            redis::Client::open(url).map_err(|e| CacheError::Redis(format!("`{shown}` is not a Redis URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout))
-            .set_number_of_retries(1);
-        let connection = tokio::time::timeout(settings.timeout * 4, ConnectionManager::new_with_config(client, config))
-            .await
-            .map_err(|_| CacheError::Redis(format!("cannot reach Redis at {shown}: no answer")))?
-            .map_err(|e| CacheError::Redis(format!("cannot reach Redis at {shown}: {e}")))?;
-        Ok(RedisCache { connection, prefix: prefix.to_string(), settings })
+        Ok(RedisCache::new(redis_connection(url, settings.timeout).await?, prefix, settings))
+    }
+
+    /// Shares a connection (the rate limiter's).
+    pub fn new(connection: ConnectionManager, prefix: &str, settings: CacheSettings) -> Self {
+        RedisCache { connection, prefix: prefix.to_string(), settings }
     }
 
     pub fn key(&self, relayer_id: &str) -> String {
@@ -129,6 +123,22 @@ impl RedisCache {
             .map_err(|_| CacheError::Timeout(self.settings.timeout))?
             .map_err(|e| CacheError::Redis(e.to_string()))
     }
+}
+
+/// A connection manager (it reconnects by itself) whose calls time out
+/// after `timeout`; a wrong URL or an unreachable server is an error here.
+pub async fn redis_connection(url: &str, timeout: Duration) -> Result<ConnectionManager, CacheError> {
+    let shown = redact_url(url);
+    let client =
+        redis::Client::open(url).map_err(|e| CacheError::Redis(format!("`{shown}` is not a Redis URL: {e}")))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1);
+    tokio::time::timeout(timeout * 4, ConnectionManager::new_with_config(client, config))
+        .await
+        .map_err(|_| CacheError::Redis(format!("cannot reach Redis at {shown}: no answer")))?
+        .map_err(|e| CacheError::Redis(format!("cannot reach Redis at {shown}: {e}")))
 }
 
 #[async_trait]

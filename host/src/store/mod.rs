@@ -344,13 +344,15 @@ impl FromStr for Scope {
 }
 
 /// An API key as stored: its secret is kept only as a SHA-256 digest.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ApiKey {
     pub id: String,
     pub name: String,
     pub scopes: Vec<Scope>,
     /// The relayers it may use; `None` for every relayer.
     pub relayers: Option<Vec<String>>,
+    /// Its own rate limit; `None` for the configured one.
+    pub rate_limit: Option<crate::access::Rate>,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
 }

@@ -484,10 +484,14 @@ pub async fn keeps_api_keys_with_their_digest_and_revokes_once(store: Arc<dyn St
         name: format!("name of {id} — ünïcode"),
         scopes: vec![Scope::Submit, Scope::Read],
         relayers,
+        rate_limit: None,
         created_at: at,
         revoked_at: None,
     };
-    let limited = key("k2", 2, Some(vec!["relayer-1".into(), "relayer-2".into()]));
+    let limited = ApiKey {
+        rate_limit: Some(switchyard::access::Rate { per_second: 2.5, burst: 7 }),
+        ..key("k2", 2, Some(vec!["relayer-1".into(), "relayer-2".into()]))
+    };
     store.insert_api_key(&limited, &"b".repeat(64)).await.unwrap();
     store.insert_api_key(&key("k1", 1, None), &"a".repeat(64)).await.unwrap();
     assert!(store.insert_api_key(&key("k1", 3, None), &"c".repeat(64)).await.is_err(), "ids are unique");

@@ -6,12 +6,16 @@
 //! the key is shown once, at creation. The secret is 256 random bits, which
 //! is why a fast digest is enough (a password would need a slow one).
 
+mod limits;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
+
+pub use limits::{MemoryLimiter, Rate, RateLimiter, RedisLimiter};
 
 use crate::store::{ApiKey, KeyStore, Scope, StoreError, now_ms};
 
@@ -33,11 +37,13 @@ pub struct Caller {
     pub key_id: Arc<str>,
     scopes: Arc<[Scope]>,
     relayers: Option<Arc<[String]>>,
+    /// The key's own rate limit, if it has one.
+    pub rate_limit: Option<Rate>,
 }
 
 impl Caller {
     pub fn master() -> Self {
-        Caller { key_id: MASTER_KEY_ID.into(), scopes: [Scope::Admin].into(), relayers: None }
+        Caller { key_id: MASTER_KEY_ID.into(), scopes: [Scope::Admin].into(), relayers: None, rate_limit: None }
     }
 
     fn of(key: &ApiKey) -> Self {
@@ -45,6 +51,7 @@ impl Caller {
             key_id: key.id.as_str().into(),
             scopes: key.scopes.as_slice().into(),
             relayers: key.relayers.as_deref().map(Into::into),
+            rate_limit: key.rate_limit,
         }
     }
 
@@ -104,6 +111,7 @@ impl Keys {
         name: &str,
         scopes: Vec<Scope>,
         relayers: Option<Vec<String>>,
+        rate_limit: Option<Rate>,
     ) -> Result<IssuedKey, StoreError> {
         let mut bytes = [0u8; 40];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -113,6 +121,7 @@ impl Keys {
             name: name.to_string(),
             scopes,
             relayers,
+            rate_limit,
             created_at: now_ms(),
             revoked_at: None,
         };
@@ -195,6 +204,7 @@ mod tests {
             name: "n".into(),
             scopes: scopes.to_vec(),
             relayers: relayers.map(|r| r.iter().map(|s| s.to_string()).collect()),
+            rate_limit: None,
             created_at: 0,
             revoked_at: None,
         }
