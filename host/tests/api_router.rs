@@ -722,3 +722,74 @@ async fn the_plugins_scope_lists_each_slots_plugin() {
     let selector = plugins["data"].as_array().unwrap().iter().find(|p| p["kind"] == "selector").unwrap().clone();
     assert_eq!(selector["status"], "built_in", "{plugins}");
 }
+
+impl Api {
+    async fn submit_with(&self, uri: &str, key: &str, idempotency: &str, body: &str) -> (StatusCode, Value) {
+        let request = Request::post(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", idempotency);
+        let response = self.app.clone().oneshot(request.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_same_request_and_refuses_another() {
+    let api = api().await;
+    let pool = "/api/v1/transactions";
+    let body = json!({"to": ALLOWED, "value": 7, "speed": "fast"}).to_string();
+    let (status, first) = api.submit_with(pool, KEY, "order-1", &body).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let id = first["data"]["id"].clone();
+
+    // The same request, spelled differently: the same transaction, once.
+    let respelled = r#"{ "speed": "fast", "value": "0x7", "to": "0x00000000000000000000000000000000000000AA" }"#;
+    let (status, again) = api.submit_with(pool, KEY, "order-1", respelled).await;
+    assert_eq!((status, &again["data"]["id"]), (StatusCode::OK, &id), "{again}");
+    assert_eq!(api.queued().await, 1, "stored and queued once");
+    assert_eq!(again["data"]["decisions"], first["data"]["decisions"], "the policy did not run again");
+
+    // Another request with the key: 409, nothing stored.
+    let other = json!({"to": ALLOWED, "value": 8, "speed": "fast"}).to_string();
+    assert_failure(&api.submit_with(pool, KEY, "order-1", &other).await, StatusCode::CONFLICT, "`order-1`");
+    // The same body to a chosen relayer is another request.
+    let send = "/api/v1/relayers/relayer-1/transactions";
+    assert_failure(&api.submit_with(send, KEY, "order-1", &body).await, StatusCode::CONFLICT, "different request");
+    assert_eq!(api.queued().await, 1);
+
+    // Keys are per API key: another key's `order-1` is its own.
+    let team = api.key(&["submit"], None).await;
+    let (status, theirs) = api.submit_with(pool, &team, "order-1", &body).await;
+    assert_eq!(status, StatusCode::OK, "{theirs}");
+    assert_ne!(theirs["data"]["id"], id);
+    // A fresh key on the relayer endpoint works the same way.
+    let (_, sent) = api.submit_with(send, KEY, "order-2", &body).await;
+    let (_, resent) = api.submit_with(send, KEY, "order-2", &body).await;
+    assert_eq!(sent["data"]["id"], resent["data"]["id"]);
+    assert_eq!(api.queued().await, 3);
+
+    for bad in ["", "x".repeat(256).as_str(), "spaces inside"] {
+        assert_failure(&api.submit_with(pool, KEY, bad, &body).await, StatusCode::BAD_REQUEST, "Idempotency-Key");
+    }
+    assert_eq!(api.queued().await, 3, "a refused key stores nothing");
+}
+
+#[tokio::test]
+async fn racing_retries_with_one_idempotency_key_store_one_transaction() {
+    let api = api().await;
+    let body = json!({"to": ALLOWED, "value": 1}).to_string();
+    let answers =
+        futures::future::join_all((0..8).map(|_| api.submit_with("/api/v1/transactions", KEY, "burst", &body))).await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|(status, answer)| {
+            assert_eq!(*status, StatusCode::OK, "{answer}");
+            answer["data"]["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(api.queued().await, 1);
+}

@@ -100,7 +100,11 @@ pub(super) enum KeyFailures {
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
 pub(super) enum BodyFailures {
-    #[response(status = 409, description = "The relayer is paused, or the transaction can no longer change")]
+    #[response(
+        status = 409,
+        description = "The relayer is paused, the transaction can no longer change, or the `Idempotency-Key` came \
+                       with another request"
+    )]
     Conflict(Failure),
     #[response(status = 413, description = "The body is larger than `http.body_limit_bytes`")]
     TooLarge(Failure),
@@ -137,9 +141,10 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound(_) => ApiError::not_found(error.to_string()),
-            StoreError::Duplicate(_) | StoreError::NotPending { .. } | StoreError::AttemptTaken { .. } => {
-                ApiError::new(StatusCode::CONFLICT, error.to_string())
-            }
+            StoreError::Duplicate(_)
+            | StoreError::IdempotencyKeyTaken(_)
+            | StoreError::NotPending { .. }
+            | StoreError::AttemptTaken { .. } => ApiError::new(StatusCode::CONFLICT, error.to_string()),
             StoreError::Unavailable(_) | StoreError::Contended(_) => ApiError::unavailable(error.to_string()),
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
         }
@@ -160,7 +165,8 @@ impl From<SubmitError> for ApiError {
             | SubmitError::CannotReplace(_)
             | SubmitError::ReplacementRefused(_)
             | SubmitError::Busy(_)
-            | SubmitError::NonceMismatch { .. } => ApiError::new(StatusCode::CONFLICT, error.to_string()),
+            | SubmitError::NonceMismatch { .. }
+            | SubmitError::IdempotencyMismatch(_) => ApiError::new(StatusCode::CONFLICT, error.to_string()),
             SubmitError::Reverts(_) | SubmitError::Invalid(_) => ApiError::unprocessable(error.to_string()),
             SubmitError::ChainUnavailable(_) => ApiError::unavailable(error.to_string()),
         }

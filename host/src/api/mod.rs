@@ -224,6 +224,38 @@ fn sender(state: &AppState, tx: &crate::store::Transaction) -> Option<alloy_prim
     tx.relayer_id.as_deref().and_then(|id| state.relay.pool.get(id)).map(|r| r.address)
 }
 
+/// The `Idempotency-Key` header of a submission: 1 to 255 visible ASCII
+/// characters, scoped to the API key.
+#[derive(Clone, Debug, Default)]
+pub(super) struct IdempotencyKey(Option<String>);
+
+/// The header as the document shows it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // Documentation only.
+pub(super) struct IdempotencyKeyHeader {
+    /// Makes retries safe: the same key with the same request answers the
+    /// transaction stored first (the policy is not run again); with another
+    /// request, 409. Per API key; 1 to 255 visible ASCII characters.
+    #[param(rename = "Idempotency-Key", max_length = 255)]
+    idempotency_key: Option<String>,
+}
+
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(&IDEMPOTENCY_KEY) else { return Ok(IdempotencyKey(None)) };
+        let key =
+            value.to_str().ok().filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()));
+        let key =
+            key.ok_or_else(|| ApiError::bad_request("`Idempotency-Key` must be 1 to 255 visible ASCII characters"))?;
+        Ok(IdempotencyKey(Some(key.to_string())))
+    }
+}
+
 /// `?page=&per_page=`, counted from 1.
 #[derive(Clone, Copy, Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(default)]

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::error::{BodyFailures, CommonFailures, KeyFailures};
 use super::wire::{Envelope, OzTransaction, Pagination, TransactionBody};
-use super::{ApiError, AppState, PageQuery};
+use super::{ApiError, AppState, IdempotencyKey, PageQuery};
 use crate::access::Caller;
 use crate::pipeline::Submission;
 use crate::plugins::TxRequest;
@@ -401,6 +401,7 @@ pub(super) fn submission(
     body: TransactionBody,
     relayer_id: Option<String>,
     caller: &Caller,
+    IdempotencyKey(idempotency_key): IdempotencyKey,
 ) -> Result<Submission, ApiError> {
     let body = body.parse()?;
     let request = TxRequest {
@@ -414,7 +415,7 @@ pub(super) fn submission(
         api_key_id: caller.key_id.to_string(),
         hints: body.hints,
     };
-    Ok(Submission { request, relayer_id, valid_until: body.valid_until })
+    Ok(Submission { request, relayer_id, valid_until: body.valid_until, idempotency_key })
 }
 
 #[utoipa::path(
@@ -422,7 +423,7 @@ pub(super) fn submission(
     path = "/api/v1/relayers/{relayer_id}/transactions",
     operation_id = "sendTransaction",
     tag = TAG,
-    params(("relayer_id" = String, Path, description = "The relayer's id")),
+    params(("relayer_id" = String, Path, description = "The relayer's id"), super::IdempotencyKeyHeader),
     request_body = TransactionBody,
     security(("bearer_auth" = ["submit"])),
     responses((status = 200, description = "Accepted and queued", body = Envelope<OzTransaction>), CommonFailures, KeyFailures, BodyFailures)
@@ -431,6 +432,7 @@ async fn send_transaction(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     caller: Caller,
+    idempotency: IdempotencyKey,
     body: Result<Json<TransactionBody>, JsonRejection>,
 ) -> Answer<OzTransaction> {
     let Path(id) = path?;
@@ -439,7 +441,7 @@ async fn send_transaction(
     if !body.hints.is_empty() {
         return Err(ApiError::unprocessable("`hints` are for the pool endpoint, POST /api/v1/transactions"));
     }
-    let tx = state.relay.submit(submission(body, Some(id), &caller)?).await?;
+    let tx = state.relay.submit(submission(body, Some(id), &caller, idempotency)?).await?;
     Ok(Json(Envelope::ok(oz_view(&state, &tx))))
 }
 
@@ -555,7 +557,7 @@ async fn replace_transaction(
     let Path((relayer_id, id)) = path?;
     let Json(body) = body?;
     relayer_transaction(&state, &relayer_id, &id).await?;
-    let tx = state.relay.replace(&id, submission(body, Some(relayer_id), &caller)?).await?;
+    let tx = state.relay.replace(&id, submission(body, Some(relayer_id), &caller, IdempotencyKey(None))?).await?;
     Ok(Json(Envelope::ok(oz_view(&state, &tx))))
 }
 

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::error::{BodyFailures, CommonFailures, KeyFailures};
 use super::oz::submission;
 use super::wire::{Envelope, MetaTransactionBody, PoolTransaction, TransactionBody};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, IdempotencyKey, IdempotencyKeyHeader};
 use crate::access::Caller;
 use crate::queue::QueueStats;
 use crate::store::Transaction;
@@ -35,6 +35,7 @@ fn view(state: &AppState, tx: &Transaction) -> PoolTransaction {
     path = "/api/v1/transactions",
     operation_id = "submitToPool",
     tag = TAG,
+    params(IdempotencyKeyHeader),
     request_body = TransactionBody,
     security(("bearer_auth" = ["submit"])),
     responses((status = 200, description = "Accepted and queued; the selector plugin chooses the relayer", body = Envelope<PoolTransaction>), CommonFailures, KeyFailures, BodyFailures)
@@ -42,10 +43,11 @@ fn view(state: &AppState, tx: &Transaction) -> PoolTransaction {
 async fn submit(
     State(state): State<AppState>,
     caller: Caller,
+    idempotency: IdempotencyKey,
     body: Result<Json<TransactionBody>, JsonRejection>,
 ) -> Result<Json<Envelope<PoolTransaction>>, ApiError> {
     let Json(body) = body?;
-    let tx = state.relay.submit(submission(body, None, &caller)?).await?;
+    let tx = state.relay.submit(submission(body, None, &caller, idempotency)?).await?;
     Ok(Json(Envelope::ok(view(&state, &tx))))
 }
 
@@ -57,6 +59,7 @@ async fn submit(
     path = "/api/v1/meta-transactions",
     operation_id = "submitMetaTransaction",
     tag = TAG,
+    params(IdempotencyKeyHeader),
     request_body = MetaTransactionBody,
     security(("bearer_auth" = ["submit"])),
     responses((status = 200, description = "Verified, accepted and queued", body = Envelope<PoolTransaction>), CommonFailures, KeyFailures, BodyFailures)
@@ -64,10 +67,11 @@ async fn submit(
 async fn submit_gasless(
     State(state): State<AppState>,
     caller: Caller,
+    IdempotencyKey(idempotency_key): IdempotencyKey,
     body: Result<Json<MetaTransactionBody>, JsonRejection>,
 ) -> Result<Json<Envelope<PoolTransaction>>, ApiError> {
     let Json(body) = body?;
-    let tx = state.relay.submit_gasless(body.parse(&caller.key_id)?, None).await?;
+    let tx = state.relay.submit_gasless(body.parse(&caller.key_id)?, None, idempotency_key).await?;
     Ok(Json(Envelope::ok(view(&state, &tx))))
 }
 

@@ -10,10 +10,11 @@
 use alloy::sol_types::{Eip712Domain, SolCall, SolStruct};
 use alloy_primitives::{Address, Signature, U256};
 
+use super::idempotency::Fingerprint;
 use super::{Relay, SubmitError, host_record};
 use crate::chain::ChainError;
 use crate::plugins::TxRequest;
-use crate::store::{NewTransaction, Transaction, now_ms};
+use crate::store::{Idempotency, NewTransaction, Transaction, now_ms};
 
 alloy::sol! {
     /// What the user signs (the forwarder's EIP-712 type).
@@ -52,6 +53,26 @@ alloy::sol! {
     );
 }
 
+impl MetaTransaction {
+    /// What identifies it for `Idempotency-Key`.
+    fn fingerprint(&self, relayer_id: Option<&str>) -> String {
+        Fingerprint::default()
+            .field("meta-transaction")
+            .field(relayer_id.unwrap_or_default())
+            .field(self.forwarder)
+            .field(self.from)
+            .field(self.to)
+            .field(self.value.to_string())
+            .field(self.gas.to_string())
+            .field(self.nonce.to_string())
+            .field(self.deadline.to_string())
+            .field(&self.data)
+            .field(&self.signature)
+            .request(&self.base)
+            .finish()
+    }
+}
+
 /// A meta-transaction as the API accepted it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetaTransaction {
@@ -79,7 +100,13 @@ impl Relay {
         &self,
         meta: MetaTransaction,
         relayer_id: Option<String>,
+        idempotency_key: Option<String>,
     ) -> Result<Transaction, SubmitError> {
+        let idempotency =
+            idempotency_key.map(|key| Idempotency { fingerprint: meta.fingerprint(relayer_id.as_deref()), key });
+        if let Some(original) = self.replay(&meta.base.api_key_id, idempotency.as_ref()).await? {
+            return Ok(original);
+        }
         self.check_relayer(relayer_id.as_deref())?;
         let verified = self.verify(&meta).await?;
         let inner = TxRequest {
@@ -117,7 +144,6 @@ impl Relay {
             },
         };
         let outer = TxRequest { to: Some(meta.forwarder), data: call.abi_encode(), gas_limit: None, ..admitted };
-        let id = outer.id.clone();
         let deadline_ms = i64::try_from(meta.deadline).unwrap_or(i64::MAX / 1000) * 1000;
         let new = NewTransaction {
             request: outer,
@@ -127,9 +153,9 @@ impl Relay {
             valid_until: Some(deadline_ms),
             decisions: vec![host_record("gasless", verified), policy],
             created_at: now_ms(),
+            idempotency,
         };
-        self.store.insert(&new).await?;
-        self.stored(&id).await
+        self.persist(new).await
     }
 
     /// The forwarder's checks, done here so a bad request costs no gas: the

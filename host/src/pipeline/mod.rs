@@ -3,6 +3,7 @@
 //! watcher (receipts, status).
 
 mod gasless;
+mod idempotency;
 mod pricing;
 mod resend;
 mod watcher;
@@ -22,7 +23,10 @@ use crate::plugins::{
 };
 use crate::queue::Queue;
 use crate::relayers::RelayerPool;
-use crate::store::{DecisionRecord, NewTransaction, Purpose, Store, StoreError, Transaction, TxStatus, now_ms};
+use crate::store::{
+    DecisionRecord, Idempotency, NewTransaction, Purpose, Store, StoreError, Transaction, TxStatus, now_ms,
+};
+use idempotency::Fingerprint;
 use pricing::Unpriced;
 pub use resend::HOST_KEY_ID;
 use resend::Replaced;
@@ -66,6 +70,8 @@ pub enum SubmitError {
     Invalid(String),
     #[error("the forwarder's nonce for the signer is {expected}, not {given}")]
     NonceMismatch { given: U256, expected: U256 },
+    #[error("Idempotency-Key `{0}` was used with a different request")]
+    IdempotencyMismatch(String),
 }
 
 /// Settings of the relay path, from the `[network]` config.
@@ -107,6 +113,8 @@ pub struct Submission {
     /// The relayer the client chose; `None` lets the selector choose.
     pub relayer_id: Option<String>,
     pub valid_until: Option<i64>,
+    /// The client's `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
 }
 
 impl Relay {
@@ -134,14 +142,25 @@ impl Relay {
     /// Runs the policy plugin and persists the accepted request with its
     /// queue entry. A denial persists nothing.
     pub async fn submit(&self, submission: Submission) -> Result<Transaction, SubmitError> {
-        let Submission { mut request, relayer_id, valid_until } = submission;
+        let Submission { mut request, relayer_id, valid_until, idempotency_key } = submission;
+        let idempotency = idempotency_key.map(|key| Idempotency {
+            fingerprint: Fingerprint::default()
+                .field("transaction")
+                .field(relayer_id.as_deref().unwrap_or_default())
+                .field(valid_until.map(|v| v.to_string()).unwrap_or_default())
+                .request(&request)
+                .finish(),
+            key,
+        });
+        if let Some(original) = self.replay(&request.api_key_id, idempotency.as_ref()).await? {
+            return Ok(original);
+        }
         self.check_relayer(relayer_id.as_deref())?;
         request.chain_id = self.chain.chain_id();
         let (request, record) = self.admit(request).await?;
-        let id = request.id.clone();
-        let new = NewTransaction { request, relayer_id, valid_until, decisions: vec![record], created_at: now_ms() };
-        self.store.insert(&new).await?;
-        self.stored(&id).await
+        let decisions = vec![record];
+        self.persist(NewTransaction { request, relayer_id, valid_until, decisions, created_at: now_ms(), idempotency })
+            .await
     }
 
     /// The client's relayer exists and is not paused; or, with none, the

@@ -237,6 +237,7 @@ impl Relay {
             valid_until: None,
             decisions: vec![host_record("nonce", text)],
             created_at: now_ms(),
+            idempotency: None,
         };
         self.store.fill_gap(&filler, &priced.attempt, &[priced.decision]).await.map_err(|e| e.to_string())
     }

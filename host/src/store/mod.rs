@@ -31,6 +31,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("transaction {0} already exists")]
     Duplicate(String),
+    /// Another request with this idempotency key was stored first.
+    #[error("idempotency key `{0}` is already used")]
+    IdempotencyKeyTaken(String),
     /// Another worker recorded this attempt first: it owns the send.
     #[error("attempt {attempt} of transaction {id} is already recorded")]
     AttemptTaken { id: String, attempt: u32 },
@@ -233,6 +236,25 @@ pub struct NewTransaction {
     /// The policy decision made at submission.
     pub decisions: Vec<DecisionRecord>,
     pub created_at: i64,
+    /// The client's `Idempotency-Key`, kept with the transaction in one
+    /// database transaction.
+    pub idempotency: Option<Idempotency>,
+}
+
+/// An `Idempotency-Key` (per API key, the request's `api_key_id`) and what
+/// identifies the request it came with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    /// SHA-256 (hex) of the request as parsed.
+    pub fingerprint: String,
+}
+
+/// What an idempotency key was first used for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotentOrigin {
+    pub fingerprint: String,
+    pub transaction_id: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -381,6 +403,9 @@ pub trait Store: KeyStore + Send + Sync + fmt::Debug + 'static {
     async fn insert(&self, tx: &NewTransaction) -> Result<(), StoreError>;
 
     async fn get(&self, id: &str) -> Result<Option<Transaction>, StoreError>;
+
+    /// What `api_key_id`'s idempotency key `key` was first used for.
+    async fn idempotent_origin(&self, api_key_id: &str, key: &str) -> Result<Option<IdempotentOrigin>, StoreError>;
 
     /// A relayer's transactions, newest first; `page` counts from 1.
     async fn list(&self, relayer_id: &str, page: u32, per_page: u32) -> Result<Page, StoreError>;

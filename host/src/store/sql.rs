@@ -25,8 +25,8 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row};
 
 use super::{
-    Attempt, Census, Checkpoint, DecisionRecord, Holder, Lane, MinedIn, NewTransaction, NonceAssignment, Page, Purpose,
-    RelayerCounts, Store, StoreError, Transaction, TxStatus, now_ms,
+    Attempt, Census, Checkpoint, DecisionRecord, Holder, IdempotentOrigin, Lane, MinedIn, NewTransaction,
+    NonceAssignment, Page, Purpose, RelayerCounts, Store, StoreError, Transaction, TxStatus, now_ms,
 };
 use crate::config::redact_url;
 use crate::plugins::TxRequest;
@@ -319,6 +319,25 @@ impl SqlStore {
 
     /// Inserts an accepted request with its decisions and queue entry.
     async fn insert_in(&self, dbtx: &mut sqlx::Transaction<'_, Any>, tx: &NewTransaction) -> Result<(), StoreError> {
+        if let Some(idempotency) = &tx.idempotency {
+            let inserted = sqlx::query(&self.backend.sql(
+                "INSERT INTO idempotency_keys (api_key_id, idempotency_key, fingerprint, transaction_id, created_at)
+                 VALUES (?, ?, ?, ?, ?)",
+            ))
+            .bind(&tx.request.api_key_id)
+            .bind(&idempotency.key)
+            .bind(&idempotency.fingerprint)
+            .bind(&tx.request.id)
+            .bind(tx.created_at)
+            .execute(&mut **dbtx)
+            .await;
+            match inserted {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(StoreError::IdempotencyKeyTaken(idempotency.key.clone()));
+                }
+                other => other.map_err(db)?,
+            };
+        }
         let inserted = sqlx::query(&self.backend.sql(
             "INSERT INTO transactions (id, relayer_id, chain_id, status, to_address, value, data, gas_limit, speed,
                  api_key_id, hints, valid_until, created_at, updated_at)
@@ -687,6 +706,24 @@ impl Store for SqlStore {
         let sql = format!("SELECT {TX_COLUMNS} FROM transactions WHERE id = ?");
         let row = sqlx::query(&self.backend.sql(&sql)).bind(id).fetch_optional(&self.pool).await.map_err(db)?;
         self.first(row).await
+    }
+
+    async fn idempotent_origin(&self, api_key_id: &str, key: &str) -> Result<Option<IdempotentOrigin>, StoreError> {
+        let row = sqlx::query(&self.backend.sql(
+            "SELECT fingerprint, transaction_id FROM idempotency_keys WHERE api_key_id = ? AND idempotency_key = ?",
+        ))
+        .bind(api_key_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(|row| {
+            Ok(IdempotentOrigin {
+                fingerprint: text(&row, "fingerprint")?,
+                transaction_id: text(&row, "transaction_id")?,
+            })
+        })
+        .transpose()
     }
 
     async fn list(&self, relayer_id: &str, page: u32, per_page: u32) -> Result<Page, StoreError> {

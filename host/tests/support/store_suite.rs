@@ -28,6 +28,7 @@ pub fn new_tx(id: &str) -> NewTransaction {
         valid_until: None,
         decisions: vec![decision("policy", "allow")],
         created_at: now_ms(),
+        idempotency: None,
     }
 }
 
@@ -508,6 +509,36 @@ pub async fn keeps_api_keys_with_their_digest_and_revokes_once(store: Arc<dyn St
     assert_eq!(store.api_key("k1").await.unwrap().unwrap().0.revoked_at, None);
 }
 
+pub async fn keeps_an_idempotency_key_with_its_transaction_once(store: Arc<dyn Store>) {
+    use switchyard::store::{Idempotency, IdempotentOrigin};
+    let with_key = |id: &str, key: &str, fingerprint: &str| NewTransaction {
+        idempotency: Some(Idempotency { key: key.into(), fingerprint: fingerprint.into() }),
+        ..new_tx(id)
+    };
+    store.insert(&with_key("i1", "order-1", "f1")).await.unwrap();
+    let origin = store.idempotent_origin("key-1", "order-1").await.unwrap();
+    assert_eq!(origin, Some(IdempotentOrigin { fingerprint: "f1".into(), transaction_id: "i1".into() }));
+    assert_eq!(store.idempotent_origin("key-2", "order-1").await.unwrap(), None, "per API key");
+
+    // A second use of the key stores nothing: neither row nor queue entry.
+    let taken = store.insert(&with_key("i2", "order-1", "f2")).await.unwrap_err();
+    assert!(matches!(taken, StoreError::IdempotencyKeyTaken(ref k) if k == "order-1"), "{taken:?}");
+    assert_eq!(store.get("i2").await.unwrap(), None);
+    let other_key = NewTransaction {
+        request: TxRequest { api_key_id: "key-2".into(), ..new_tx("i3").request },
+        ..with_key("i3", "order-1", "f1")
+    };
+    store.insert(&other_key).await.unwrap();
+
+    // Racing inserts with one key: exactly one lands.
+    let racers = (0..6).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move { store.insert(&with_key(&format!("r{i}"), "race", "f")).await })
+    });
+    let landed = futures::future::join_all(racers).await.into_iter().filter(|r| r.as_ref().unwrap().is_ok()).count();
+    assert_eq!(landed, 1);
+}
+
 /// Runs every case, each on a database from `fresh` (`None`: the backend
 /// is unreachable and the test skips).
 #[macro_export]
@@ -529,6 +560,7 @@ macro_rules! store_suite {
             a_released_nonce_is_queued_again_and_a_gap_is_filled_once,
             keeps_the_watchers_checkpoint_per_chain,
             keeps_api_keys_with_their_digest_and_revokes_once,
+            keeps_an_idempotency_key_with_its_transaction_once,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
