@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 
 use crate::access::{MemoryLimiter, RateLimiter, RedisLimiter};
@@ -14,7 +15,7 @@ use crate::chain::Chain;
 use crate::chain::dev::DevChain;
 use crate::config::{Config, RelayerConfig};
 use crate::pipeline::{Relay, RelaySettings, Watcher};
-use crate::plugins::{PluginHost, PluginWatcher};
+use crate::plugins::{PluginHost, PluginWatcher, ReloadOutcome};
 use crate::queue::amqp::{AmqpQueue, AmqpSettings};
 use crate::queue::embedded::EmbeddedQueue;
 use crate::queue::outbox::Brokered;
@@ -23,6 +24,7 @@ use crate::queue::{Broker, Queue, QueueBackend};
 use crate::relayers::cache::{RedisCache, redis_connection};
 use crate::relayers::{Relayer, RelayerPool};
 use crate::store::sql::SqlStore;
+use crate::store::{EventKind, Store};
 
 /// How many of the dev chain's funded keys become relayers.
 const DEV_RELAYERS: usize = 3;
@@ -58,9 +60,10 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
     let plugins_config = config.plugins.clone();
     let (plugins, _) = tokio::task::spawn_blocking(move || PluginHost::new(&plugins_config, engine)).await??;
     let plugins = Arc::new(plugins);
+    let (swaps, swapped) = tokio::sync::mpsc::unbounded_channel();
     let _plugin_watcher = if config.plugins.watch {
         let debounce = Duration::from_millis(config.plugins.debounce_ms);
-        Some(PluginWatcher::start(plugins.clone(), config_file, debounce)?)
+        Some(PluginWatcher::start_reporting(plugins.clone(), config_file, debounce, Some(swaps))?)
     } else {
         None
     };
@@ -76,6 +79,7 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
         forwarders: config.forwarders()?,
     };
     let relay = Arc::new(Relay::new(Arc::new(store), queue, plugins, Arc::new(relayers), chain, settings));
+    tokio::spawn(record_plugin_events(relay.store.clone(), swapped));
     Watcher::new(relay.clone()).refresh_relayers().await;
 
     let (master_key, generated) = match &config.master_key {
@@ -95,10 +99,16 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
         Some(redis) => Arc::new(RedisLimiter::new(redis, &config.cache.key_prefix, config.cache.settings().timeout)),
         None => Arc::new(MemoryLimiter::default()),
     };
+    let (closing, closing_seen) = watch::channel(false);
     let state = AppState::new(relay.clone(), &master_key, &config.network.name)
-        .with_rate_limits(limiter, config.http.rate_limit());
+        .with_rate_limits(limiter, config.http.rate_limit())
+        .with_closing(closing_seen);
     let app = api::router(state, &config.http);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = closing.send(true);
+    };
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
 
     tracing::info!("draining: workers finish the deliveries they hold");
     let _ = stop.send(true);
@@ -215,6 +225,22 @@ fn announce(address: &str, master_key: &str, generated: bool, relay: &Relay) {
     );
     println!("Then read it, with its decision trail:");
     println!("  curl -s http://{address}/api/v1/transactions/<id> -H 'Authorization: Bearer {master_key}'");
+}
+
+/// Hot swaps and refusals into the event log.
+async fn record_plugin_events(store: Arc<dyn Store>, mut outcomes: UnboundedReceiver<ReloadOutcome>) {
+    while let Some(outcome) = outcomes.recv().await {
+        let (kind, detail) = match outcome {
+            ReloadOutcome::Loaded { kind, now, .. } => (EventKind::PluginSwapped, format!("{kind}: {now}")),
+            ReloadOutcome::Rejected { kind, file, reason } => {
+                (EventKind::PluginRejected, format!("{kind}: {}: {reason}", file.display()))
+            }
+            ReloadOutcome::Unchanged(_) | ReloadOutcome::Cleared(_) => continue,
+        };
+        if let Err(error) = store.append_event(kind, None, &detail).await {
+            tracing::warn!(%error, event = kind.as_str(), "plugin event not recorded");
+        }
+    }
 }
 
 async fn shutdown_signal() {

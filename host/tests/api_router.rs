@@ -106,6 +106,10 @@ impl Api {
         };
         let response = self.app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
         let status = response.status();
+        if response.headers().get(header::CONTENT_TYPE).is_some_and(|t| t == "text/event-stream") {
+            // An endless stream: its status is the answer.
+            return (status, Value::Null);
+        }
         let bytes = axum::body::to_bytes(response.into_body(), 16 << 20).await.unwrap();
         let value =
             serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
@@ -792,4 +796,100 @@ async fn racing_retries_with_one_idempotency_key_store_one_transaction() {
         .collect();
     assert_eq!(ids.len(), 1, "{ids:?}");
     assert_eq!(api.queued().await, 1);
+}
+
+impl Api {
+    /// The first `n` events of a stream opened with `uri` (and headers).
+    async fn events(&self, uri: &str, key: &str, last_event_id: Option<&str>, n: usize) -> Vec<Value> {
+        use futures::StreamExt as _;
+        let mut request = Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {key}"));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = self.app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+        let mut body = response.into_body().into_data_stream();
+        let mut text = String::new();
+        let mut events = Vec::new();
+        while events.len() < n {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+                .await
+                .unwrap_or_else(|_| panic!("no event within 10 s after {events:?}"))
+                .unwrap()
+                .unwrap();
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = text.find("\n\n") {
+                let message: String = text.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    message.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).map(|v| v.trim().to_string())
+                };
+                if let Some(data) = field("data") {
+                    let event: Value = serde_json::from_str(&data).unwrap();
+                    assert_eq!(field("id").unwrap(), event["id"].to_string());
+                    assert_eq!(field("event").unwrap(), event["type"].as_str().unwrap());
+                    events.push(event);
+                }
+            }
+        }
+        events
+    }
+}
+
+#[tokio::test]
+async fn the_event_stream_tells_status_changes_filters_them_and_resumes_after_last_event_id() {
+    let api = api().await;
+    let body = json!({"to": ALLOWED, "value": 1}).to_string();
+    let (_, first) = api.post("/api/v1/relayers/relayer-1/transactions", &body).await;
+    let (_, second) = api.post("/api/v1/relayers/relayer-2/transactions", &body).await;
+    let (first, second) = (first["data"]["id"].clone(), second["data"]["id"].clone());
+    let uri = format!("/api/v1/transactions/{}", first.as_str().unwrap());
+    let (status, _) = api.call("DELETE", &uri, None, Some(KEY)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let all = api.events("/api/v1/events?after=0", KEY, None, 3).await;
+    let seen: Vec<_> = all.iter().map(|e| (e["transaction_id"].clone(), e["status"].clone())).collect();
+    assert_eq!(
+        seen,
+        [(first.clone(), json!("pending")), (second.clone(), json!("pending")), (first.clone(), json!("canceled"))]
+    );
+    assert!(all.iter().all(|e| e["type"] == "transaction.status"), "{all:?}");
+    assert_eq!(all[0]["relayer_id"], "relayer-1");
+    assert!(all[2]["detail"].as_str().is_some_and(|d| !d.is_empty()), "the cancel's reason: {all:?}");
+
+    // Resumed after the first event: the second comes first.
+    let last = all[0]["id"].to_string();
+    let resumed = api.events("/api/v1/events", KEY, Some(&last), 1).await;
+    assert_eq!(resumed[0]["id"], all[1]["id"]);
+    // Filtered by transaction, and by relayer.
+    let of_first =
+        api.events(&format!("/api/v1/events?after=0&transaction_id={}", first.as_str().unwrap()), KEY, None, 2).await;
+    assert_eq!(of_first.iter().map(|e| e["status"].clone()).collect::<Vec<_>>(), [json!("pending"), json!("canceled")]);
+    let of_relayer = api.events("/api/v1/events?after=0&relayer_id=relayer-2", KEY, None, 1).await;
+    assert_eq!(of_relayer[0]["transaction_id"], second);
+    // A key limited to relayer-2 sees only its events.
+    let limited = api.key(&["read"], Some(&["relayer-2"])).await;
+    let visible = api.events("/api/v1/events?after=0", &limited, None, 1).await;
+    assert_eq!(visible[0]["transaction_id"], second);
+
+    // A new event reaches a stream already open.
+    let stream = api.events("/api/v1/events?type=transaction.status", KEY, None, 1);
+    let submit = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        api.post("/api/v1/relayers/relayer-1/transactions", &body).await
+    };
+    let (live, (_, third)) = tokio::join!(stream, submit);
+    assert_eq!(live[0]["transaction_id"], third["data"]["id"]);
+
+    for (uri, needle) in [
+        ("/api/v1/events?type=transaction.nope", "unknown event type"),
+        ("/api/v1/events?after=x", "after"),
+        ("/api/v1/events?bogus=1", "unknown field"),
+    ] {
+        assert_failure(&api.get(uri).await, StatusCode::BAD_REQUEST, needle);
+    }
+    let request = Request::get("/api/v1/events").header(header::AUTHORIZATION, format!("Bearer {KEY}"));
+    let response =
+        api.app.clone().oneshot(request.header("last-event-id", "abc").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }

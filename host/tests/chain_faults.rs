@@ -395,6 +395,17 @@ async fn a_relayer_below_the_minimum_balance_is_disabled_until_funded() {
     }
     let txs = server.wait_final(&ids, Duration::from_secs(30)).await;
     assert!(txs.iter().any(|tx| tx["relayer_id"] == "relayer-2"), "offered again: {txs:#?}");
+
+    // The event log told it as it happened.
+    let query = "?after=0&relayer_id=relayer-2&type=relayer.low_balance,relayer.disabled,relayer.enabled";
+    let mut events = support::relay::EventStream::open(&server, query).await;
+    let mut told = Vec::new();
+    for _ in 0..3 {
+        told.push(events.next().await);
+    }
+    let kinds: Vec<_> = told.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["relayer.low_balance", "relayer.disabled", "relayer.enabled"], "{told:#?}");
+    assert!(told[1]["detail"].as_str().unwrap().contains("below the minimum"), "{told:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

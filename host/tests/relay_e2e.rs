@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::relay::{
-    Anvil, STANDARD_PLUGINS, Server, assert_exactly_once, recipient, submit, submit_in_chunks, write_config,
+    Anvil, EventStream, STANDARD_PLUGINS, Server, assert_exactly_once, recipient, submit, submit_in_chunks,
+    write_config,
 };
 
 const RELAYERS: usize = 3;
@@ -221,5 +222,48 @@ async fn pool_transactions_of_a_key_limited_to_one_relayer_are_sent_by_it() {
     // Round robin would have spread them; the key's id is on each.
     let (_, stored) = server.get(&format!("/api/v1/transactions/{}", ids[0])).await;
     assert_eq!(stored["data"]["api_key_id"], key_id, "{stored}");
+    assert!(server.stop().success());
+}
+
+/// The event stream over a real socket: a transaction's statuses in order
+/// up to confirmed, then a plugin swapped and a plugin file refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_follows_a_transaction_to_confirmed_and_tells_plugin_swaps() {
+    let Some(anvil) = Anvil::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    for name in ["selector_round_robin", "policy_allowlist", "fee_eip1559"] {
+        std::fs::write(plugins.join(format!("{name}.wasm")), support::example(name)).unwrap();
+    }
+    let (config, mut env) = write_config(dir.path(), &anvil, 1, 1, STANDARD_PLUGINS);
+    for (key, value) in
+        [("PLUGINS__DIR", plugins.to_str().unwrap()), ("PLUGINS__WATCH", "true"), ("PLUGINS__DEBOUNCE_MS", "100")]
+    {
+        env.push((format!("SWITCHYARD_{key}"), value.to_string()));
+    }
+    let server = Server::start(&config, &env);
+    let mut stream = EventStream::open(&server, "?type=transaction.status").await;
+    let ids = submit(&server, 0..1).await;
+    let mut statuses = Vec::new();
+    while statuses.last() != Some(&json!("confirmed")) {
+        let event = stream.next().await;
+        assert_eq!(event["transaction_id"], json!(ids[0]), "{event}");
+        statuses.push(event["status"].clone());
+    }
+    assert_eq!(statuses.first(), Some(&json!("pending")), "{statuses:?}");
+    assert!(statuses.contains(&json!("sent")), "{statuses:?}");
+    let order = |s: &Value| ["pending", "sent", "submitted", "mined", "confirmed"].iter().position(|x| s == x);
+    assert!(statuses.windows(2).all(|w| order(&w[0]) < order(&w[1])), "in order: {statuses:?}");
+
+    let mut plugins_stream = EventStream::open(&server, "?type=plugin.swapped,plugin.rejected").await;
+    std::fs::write(plugins.join("selector_round_robin.wasm"), support::example("selector_least_pending")).unwrap();
+    let swapped = plugins_stream.next().await;
+    assert_eq!(swapped["type"], "plugin.swapped", "{swapped}");
+    assert!(swapped["detail"].as_str().unwrap().starts_with("selector: "), "{swapped}");
+    std::fs::write(plugins.join("fee_eip1559.wasm"), b"not a component").unwrap();
+    let rejected = plugins_stream.next().await;
+    assert_eq!(rejected["type"], "plugin.rejected", "{rejected}");
+    assert!(rejected["detail"].as_str().unwrap().contains("fee_eip1559.wasm"), "{rejected}");
     assert!(server.stop().success());
 }

@@ -5,6 +5,7 @@
 
 mod auth;
 mod error;
+mod events;
 mod keys;
 mod ops;
 mod oz;
@@ -13,6 +14,8 @@ pub mod wire;
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
@@ -47,6 +50,9 @@ pub struct AppState {
     limiter: Arc<dyn RateLimiter>,
     /// For keys without their own; `None`: unlimited.
     default_rate: Option<Rate>,
+    /// Turns true when the server starts shutting down: endless answers
+    /// (the event stream) end then, so the graceful shutdown can finish.
+    closing: watch::Receiver<bool>,
 }
 
 impl AppState {
@@ -58,6 +64,20 @@ impl AppState {
             network: network.into(),
             limiter: Arc::new(MemoryLimiter::default()),
             default_rate: None,
+            closing: watch::channel(false).1,
+        }
+    }
+
+    /// Ends the event streams when `closing` turns true.
+    pub fn with_closing(self, closing: watch::Receiver<bool>) -> Self {
+        AppState { closing, ..self }
+    }
+
+    /// Resolves once the server is shutting down; never without a sender.
+    async fn closing(&self) {
+        let mut closing = self.closing.clone();
+        if closing.wait_for(|closing| *closing).await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 
@@ -104,6 +124,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(pool::routes())
         .merge(ops::routes())
         .merge(keys::routes())
+        .merge(events::routes())
 }
 
 /// Where the Swagger UI page is served; its assets are compiled in.
@@ -151,6 +172,7 @@ static OPENAPI_JSON: LazyLock<String> =
         (name = "Relayers", description = "OpenZeppelin Relayer v1's EVM endpoints, for its clients unmodified"),
         (name = "Pool", description = "Submit to the relayer pool; read the decision trail"),
         (name = "API keys", description = "Keys with scopes and allowed relayers; admin only"),
+        (name = "Events", description = "Transaction, relayer and plugin events as Server-Sent Events"),
         (name = "Health", description = "Liveness, readiness and every dependency's state"),
         (name = "Operations", description = "Metrics and this document"),
     )

@@ -24,7 +24,7 @@ use crate::relayers::Relayer;
 use crate::relayers::RelayerStats;
 use crate::relayers::cache::RelayerHealth;
 use crate::relayers::health::{Assessment, HealthState, Observed};
-use crate::store::{Attempt, Checkpoint, MinedIn, Purpose, Transaction, TxStatus, now_ms};
+use crate::store::{Attempt, Checkpoint, EventKind, MinedIn, Purpose, Transaction, TxStatus, now_ms};
 use crate::telemetry::{self, METRICS};
 
 /// Transactions followed per poll.
@@ -398,7 +398,11 @@ impl Watcher {
                 latency_ms: stats.latency_ms,
             };
             let verdict = self.relay.settings.health.assess(&observed);
-            announce(relayer, &stats.health, &verdict);
+            for (kind, detail) in announce(relayer, &stats.health, &verdict) {
+                if let Err(error) = self.relay.store.append_event(kind, Some(&relayer.id), &detail).await {
+                    tracing::warn!(relayer = %relayer.id, %error, event = kind.as_str(), "relayer event not recorded");
+                }
+            }
             export(relayer, &stats, &verdict);
             relayer.update_stats(|live| {
                 live.health = verdict;
@@ -457,23 +461,30 @@ impl Watcher {
     }
 }
 
-/// Logs a relayer's change of health as an event operators can alert on.
-fn announce(relayer: &Relayer, before: &Assessment, after: &Assessment) {
+/// Logs a relayer's change of health, and returns the events it makes.
+fn announce(relayer: &Relayer, before: &Assessment, after: &Assessment) -> Vec<(EventKind, String)> {
     let reasons = after.reasons.join("; ");
+    let mut events = Vec::new();
     if after.low_balance && !before.low_balance {
         tracing::warn!(relayer = %relayer.id, address = %relayer.address, %reasons, "relayer balance low");
+        events.push((EventKind::RelayerLowBalance, reasons.clone()));
     }
     if after.state == before.state {
-        return;
+        return events;
     }
     match after.state {
         HealthState::Disabled => {
-            tracing::warn!(relayer = %relayer.id, %reasons, "relayer disabled: not offered to the selector")
+            tracing::warn!(relayer = %relayer.id, %reasons, "relayer disabled: not offered to the selector");
+            events.push((EventKind::RelayerDisabled, reasons));
         }
         HealthState::Degraded => tracing::warn!(relayer = %relayer.id, %reasons, "relayer degraded"),
-        _ if before.state == HealthState::Disabled => tracing::info!(relayer = %relayer.id, "relayer enabled again"),
+        _ if before.state == HealthState::Disabled => {
+            tracing::info!(relayer = %relayer.id, "relayer enabled again");
+            events.push((EventKind::RelayerEnabled, format!("{}", after.state)));
+        }
         _ => tracing::info!(relayer = %relayer.id, state = %after.state, "relayer health"),
     }
+    events
 }
 
 /// The relayer's gauges.

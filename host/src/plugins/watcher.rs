@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
+use tokio::sync::mpsc::UnboundedSender;
+
 use super::{PluginHost, ReloadOutcome};
 use crate::config::Config;
 
@@ -32,6 +34,17 @@ impl PluginWatcher {
     /// there re-applies the `[plugins.*]` slots (a config that fails to parse
     /// is refused and the running settings stay).
     pub fn start(host: Arc<PluginHost>, config_file: Option<PathBuf>, debounce: Duration) -> notify::Result<Self> {
+        Self::start_reporting(host, config_file, debounce, None)
+    }
+
+    /// As [`PluginWatcher::start`], sending every reload's outcomes to
+    /// `report` (the event log's feed).
+    pub fn start_reporting(
+        host: Arc<PluginHost>,
+        config_file: Option<PathBuf>,
+        debounce: Duration,
+        report: Option<UnboundedSender<ReloadOutcome>>,
+    ) -> notify::Result<Self> {
         let plugins_dir = host.plugins_dir();
         let (changed, changes) = channel();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| match event {
@@ -49,7 +62,7 @@ impl PluginWatcher {
         }
         std::thread::Builder::new()
             .name("plugin-watcher".into())
-            .spawn(move || reload_when_quiet(&changes, debounce, &host, config_file.as_deref()))
+            .spawn(move || reload_when_quiet(&changes, debounce, &host, config_file.as_deref(), report.as_ref()))
             .map_err(notify::Error::io)?;
         tracing::info!(dir = %plugins_dir.display(), "watching plugins");
         Ok(PluginWatcher { _watcher: watcher })
@@ -58,7 +71,13 @@ impl PluginWatcher {
 
 /// Reloads once the folders have been quiet for `debounce` after a change:
 /// a copy in progress or a ConfigMap's symlink swap is one change, not many.
-fn reload_when_quiet(changes: &Receiver<()>, debounce: Duration, host: &PluginHost, config_file: Option<&Path>) {
+fn reload_when_quiet(
+    changes: &Receiver<()>,
+    debounce: Duration,
+    host: &PluginHost,
+    config_file: Option<&Path>,
+    report: Option<&UnboundedSender<ReloadOutcome>>,
+) {
     while changes.recv().is_ok() {
         loop {
             match changes.recv_timeout(debounce) {
@@ -67,7 +86,11 @@ fn reload_when_quiet(changes: &Receiver<()>, debounce: Duration, host: &PluginHo
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
-        reload(host, config_file);
+        for outcome in reload(host, config_file) {
+            if let Some(report) = report {
+                let _ = report.send(outcome);
+            }
+        }
     }
 }
 

@@ -396,8 +396,92 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     async fn revoke_api_key(&self, id: &str, at: i64) -> Result<Option<ApiKey>, StoreError>;
 }
 
+/// What happened, as the event stream and webhooks tell it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum EventKind {
+    /// A transaction's status changed (or it was accepted: `pending`).
+    #[serde(rename = "transaction.status")]
+    TransactionStatus,
+    /// A relayer stopped being offered to the selector.
+    #[serde(rename = "relayer.disabled")]
+    RelayerDisabled,
+    #[serde(rename = "relayer.enabled")]
+    RelayerEnabled,
+    /// A relayer's balance fell below `network.min_balance`.
+    #[serde(rename = "relayer.low_balance")]
+    RelayerLowBalance,
+    /// A plugin slot took a new build.
+    #[serde(rename = "plugin.swapped")]
+    PluginSwapped,
+    /// A plugin file failed validation; the old build keeps serving.
+    #[serde(rename = "plugin.rejected")]
+    PluginRejected,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 6] = [
+        EventKind::TransactionStatus,
+        EventKind::RelayerDisabled,
+        EventKind::RelayerEnabled,
+        EventKind::RelayerLowBalance,
+        EventKind::PluginSwapped,
+        EventKind::PluginRejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::TransactionStatus => "transaction.status",
+            EventKind::RelayerDisabled => "relayer.disabled",
+            EventKind::RelayerEnabled => "relayer.enabled",
+            EventKind::RelayerLowBalance => "relayer.low_balance",
+            EventKind::PluginSwapped => "plugin.swapped",
+            EventKind::PluginRejected => "plugin.rejected",
+        }
+    }
+}
+
+impl FromStr for EventKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        EventKind::ALL.into_iter().find(|kind| kind.as_str() == s).ok_or_else(|| {
+            let known = EventKind::ALL.map(EventKind::as_str).join(", ");
+            format!("unknown event type `{s}` (known: {known})")
+        })
+    }
+}
+
+/// One entry of the event log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Increasing; the stream's `id:`, so `Last-Event-ID` resumes after it.
+    pub id: u64,
+    pub kind: EventKind,
+    pub transaction_id: Option<String>,
+    pub relayer_id: Option<String>,
+    /// For `transaction.status`: the status it changed to.
+    pub status: Option<TxStatus>,
+    /// The status reason, or what happened to the relayer or plugin.
+    pub detail: Option<String>,
+    pub created_at: i64,
+}
+
+/// The event log. Transaction status events are written by the [`Store`]
+/// methods that change a status, in the same database transaction.
 #[async_trait]
-pub trait Store: KeyStore + Send + Sync + fmt::Debug + 'static {
+pub trait EventStore: Send + Sync + fmt::Debug + 'static {
+    /// An event no transaction change carries: a relayer's or a plugin's.
+    async fn append_event(&self, kind: EventKind, relayer_id: Option<&str>, detail: &str) -> Result<(), StoreError>;
+
+    /// Up to `limit` events after id `after`, oldest first.
+    async fn events_after(&self, after: u64, limit: u32) -> Result<Vec<Event>, StoreError>;
+
+    /// The newest event's id; 0 when there is none.
+    async fn last_event_id(&self) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+pub trait Store: KeyStore + EventStore + Send + Sync + fmt::Debug + 'static {
     /// Persists an accepted request together with its queue entry, in one
     /// database transaction (the outbox): both or neither.
     async fn insert(&self, tx: &NewTransaction) -> Result<(), StoreError>;

@@ -9,6 +9,7 @@
 //! Every write that must be atomic starts with a write statement: it takes
 //! the row lock (SQLite: the write lock) before anything is read.
 
+mod events;
 mod keys;
 
 use std::borrow::Cow;
@@ -367,6 +368,7 @@ impl SqlStore {
         for decision in &tx.decisions {
             self.append_decision(dbtx, &tx.request.id, decision).await?;
         }
+        self.status_event(dbtx, &tx.request.id).await?;
         self.enqueue(dbtx, &tx.request.id, tx.created_at).await
     }
 
@@ -464,6 +466,7 @@ impl SqlStore {
         .execute(&mut *dbtx)
         .await
         .map_err(db)?;
+        self.status_event(&mut dbtx, &filler.request.id).await?;
         self.insert_attempt(&mut dbtx, &filler.request.id, attempt).await?;
         for decision in decisions {
             self.append_decision(&mut dbtx, &filler.request.id, decision).await?;
@@ -630,7 +633,8 @@ impl SqlStore {
         .execute(&mut **dbtx)
         .await
         .map_err(db)?;
-        found(&touched, id)
+        found(&touched, id)?;
+        self.status_event(dbtx, id).await
     }
 
     async fn append_decision(
@@ -782,6 +786,7 @@ impl Store for SqlStore {
         .await
         .map_err(db)?;
         if canceled.rows_affected() > 0 {
+            self.status_event(&mut dbtx, id).await?;
             // A held entry is acked by its worker, which finds it canceled.
             sqlx::query(&self.backend.sql("DELETE FROM outbox WHERE transaction_id = ? AND state = 'queued'"))
                 .bind(id)
@@ -912,6 +917,7 @@ impl Store for SqlStore {
         .await
         .map_err(db)?;
         found(&settled, id)?;
+        self.status_event(&mut dbtx, id).await?;
         dbtx.commit().await.map_err(db)
     }
 
@@ -963,6 +969,7 @@ impl Store for SqlStore {
         .await
         .map_err(db)?;
         if released.rows_affected() > 0 {
+            self.status_event(&mut dbtx, id).await?;
             sqlx::query(&self.backend.sql("DELETE FROM attempts WHERE transaction_id = ?"))
                 .bind(id)
                 .execute(&mut *dbtx)
@@ -1113,6 +1120,7 @@ impl Store for SqlStore {
         .await
         .map_err(db)?;
         found(&touched, id)?;
+        self.status_event(&mut dbtx, id).await?;
         self.append_decision(&mut dbtx, id, decision).await?;
         self.insert_attempt(&mut dbtx, id, attempt).await?;
         dbtx.commit().await.map_err(db)
@@ -1148,6 +1156,9 @@ impl Store for SqlStore {
         .execute(&mut *dbtx)
         .await
         .map_err(db)?;
+        if moved.rows_affected() > 0 {
+            self.status_event(&mut dbtx, id).await?;
+        }
         self.commit_if_changed(dbtx, &moved, id, decision).await
     }
 

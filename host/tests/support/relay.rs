@@ -383,3 +383,37 @@ pub async fn assert_exactly_once(anvil: &Anvil, txs: &[Value]) {
     }
     assert_eq!(on_chain, txs.len() as u64, "one chain transaction per relayed transaction");
 }
+
+/// Reads Server-Sent Events off a live HTTP stream.
+pub struct EventStream {
+    response: reqwest::Response,
+    text: String,
+}
+
+impl EventStream {
+    pub async fn open(server: &Server, query: &str) -> EventStream {
+        let response =
+            client().get(format!("{}/api/v1/events{query}", server.url)).bearer_auth(API_KEY).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        EventStream { response, text: String::new() }
+    }
+
+    /// The next event's data.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            if let Some(end) = self.text.find("\n\n") {
+                let message: String = self.text.drain(..end + 2).collect();
+                if let Some(data) = message.lines().find_map(|l| l.strip_prefix("data:")) {
+                    return serde_json::from_str(data.trim()).unwrap();
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), self.response.chunk())
+                .await
+                .expect("an event within 30 s")
+                .unwrap()
+                .expect("the stream stays open");
+            self.text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}

@@ -539,6 +539,33 @@ pub async fn keeps_an_idempotency_key_with_its_transaction_once(store: Arc<dyn S
     assert_eq!(landed, 1);
 }
 
+pub async fn logs_each_status_change_and_appended_event_in_order(store: Arc<dyn Store>) {
+    use switchyard::store::EventKind;
+    let start = store.last_event_id().await.unwrap();
+    store.insert(&new_tx("e1")).await.unwrap();
+    assert!(store.cancel_pending("e1", "changed my mind", &decision("cancel", "ok")).await.unwrap());
+    store.append_event(EventKind::RelayerDisabled, Some("relayer-1"), "balance 0").await.unwrap();
+    // A change refused (already canceled) logs nothing.
+    assert!(!store.cancel_pending("e1", "again", &decision("cancel", "ok")).await.unwrap());
+
+    let events = store.events_after(start, 100).await.unwrap();
+    let seen: Vec<_> = events
+        .iter()
+        .map(|e| (e.kind, e.transaction_id.as_deref(), e.relayer_id.as_deref(), e.status, e.detail.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (EventKind::TransactionStatus, Some("e1"), None, Some(TxStatus::Pending), None),
+            (EventKind::TransactionStatus, Some("e1"), None, Some(TxStatus::Canceled), Some("changed my mind")),
+            (EventKind::RelayerDisabled, None, Some("relayer-1"), None, Some("balance 0")),
+        ]
+    );
+    assert!(events.windows(2).all(|w| w[0].id < w[1].id), "{events:?}");
+    assert_eq!(store.last_event_id().await.unwrap(), events[2].id);
+    assert_eq!(store.events_after(events[0].id, 1).await.unwrap(), [events[1].clone()]);
+}
+
 /// Runs every case, each on a database from `fresh` (`None`: the backend
 /// is unreachable and the test skips).
 #[macro_export]
@@ -561,6 +588,7 @@ macro_rules! store_suite {
             keeps_the_watchers_checkpoint_per_chain,
             keeps_api_keys_with_their_digest_and_revokes_once,
             keeps_an_idempotency_key_with_its_transaction_once,
+            logs_each_status_change_and_appended_event_in_order,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {

@@ -1,0 +1,231 @@
+//! `GET /api/v1/events`: the event log as Server-Sent Events, filtered by
+//! transaction, relayer and type, resumed after `Last-Event-ID`.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{CommonFailures, KeyFailures};
+use super::wire::time;
+use super::{ApiError, AppState};
+use crate::access::Caller;
+use crate::store::{Event, EventKind, TxStatus, now_ms};
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(events))
+}
+
+/// How often a stream looks for new events.
+const POLL: Duration = Duration::from_millis(250);
+const BATCH: u32 = 500;
+/// An id missing from the log may be a database transaction still
+/// committing (ids are taken before commit): the stream waits this long for
+/// it before passing over it (a rolled-back one never comes).
+const GAP_GRACE_MS: i64 = 2_000;
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(default, deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct EventFilter {
+    /// Only this transaction's events.
+    transaction_id: Option<String>,
+    /// Only this relayer's events.
+    relayer_id: Option<String>,
+    /// Comma-separated event types, e.g. `transaction.status,relayer.disabled`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    kinds: Option<String>,
+    /// Start after this event id (as `Last-Event-ID` does); without either,
+    /// the stream starts with the next event.
+    after: Option<u64>,
+}
+
+/// One event, the `data:` of an SSE message (its `id:` is `id`, its
+/// `event:` is `type`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct EventView {
+    id: u64,
+    #[serde(rename = "type")]
+    kind: EventKind,
+    at: String,
+    transaction_id: Option<String>,
+    relayer_id: Option<String>,
+    /// For `transaction.status`: the status it changed to.
+    status: Option<TxStatus>,
+    /// The status reason, or what happened to the relayer or plugin.
+    detail: Option<String>,
+}
+
+impl From<Event> for EventView {
+    fn from(event: Event) -> Self {
+        EventView {
+            id: event.id,
+            kind: event.kind,
+            at: time(event.created_at),
+            transaction_id: event.transaction_id,
+            relayer_id: event.relayer_id,
+            status: event.status,
+            detail: event.detail,
+        }
+    }
+}
+
+/// Server-Sent Events of transaction status changes, relayer health and
+/// plugin swaps. Reconnecting with `Last-Event-ID` (as browsers' EventSource
+/// does) resumes after that event; a key limited to some relayers sees only
+/// their events.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    operation_id = "streamEvents",
+    tag = "Events",
+    params(EventFilter, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event id")),
+    security(("bearer_auth" = ["read"])),
+    responses((status = 200, description = "An endless `text/event-stream`; each message's data is an event", body = EventView, content_type = "text/event-stream"), CommonFailures, KeyFailures)
+)]
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    query: Result<Query<EventFilter>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let Query(filter) = query?;
+    let kinds = match &filter.kinds {
+        None => None,
+        Some(list) => Some(
+            list.split(',')
+                .map(|k| k.trim().parse::<EventKind>())
+                .collect::<Result<HashSet<_>, _>>()
+                .map_err(ApiError::bad_request)?,
+        ),
+    };
+    let resume = match headers.get("last-event-id") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| ApiError::bad_request("`Last-Event-ID` must be an event id (a whole number)"))?,
+        ),
+    };
+    let after = match resume.or(filter.after) {
+        Some(after) => after,
+        None => state.relay.store.last_event_id().await?,
+    };
+    let wanted = move |event: &Event| {
+        kinds.as_ref().is_none_or(|k| k.contains(&event.kind))
+            && filter.transaction_id.as_ref().is_none_or(|t| event.transaction_id.as_ref() == Some(t))
+            && filter.relayer_id.as_ref().is_none_or(|r| event.relayer_id.as_ref() == Some(r))
+            && (caller.relayers().is_none() || event.relayer_id.as_deref().is_some_and(|r| caller.may_use(r)))
+    };
+    let reader = Reader { state, next: after + 1, pending: Vec::new().into_iter() };
+    let stream = futures::stream::unfold((reader, wanted), |(mut reader, wanted)| async move {
+        loop {
+            if let Some(event) = reader.pending.next() {
+                if !wanted(&event) {
+                    continue;
+                }
+                let message = message(event);
+                return Some((Ok(message), (reader, wanted)));
+            }
+            // The server is shutting down: end the stream, so the client
+            // reconnects (with Last-Event-ID) to a replica that is up.
+            if !reader.fill().await {
+                return None;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn message(event: Event) -> SseEvent {
+    let id = event.id.to_string();
+    let kind = event.kind.as_str();
+    let data = serde_json::to_string(&EventView::from(event)).unwrap_or_default();
+    SseEvent::default().id(id).event(kind).data(data)
+}
+
+/// Reads the log in id order, without skipping an id that may still commit.
+struct Reader {
+    state: AppState,
+    /// The id expected next.
+    next: u64,
+    pending: std::vec::IntoIter<Event>,
+}
+
+impl Reader {
+    /// Waits for and buffers the next events (at least one); `false` when
+    /// the server began shutting down first.
+    async fn fill(&mut self) -> bool {
+        loop {
+            match self.state.relay.store.events_after(self.next - 1, BATCH).await {
+                Ok(events) => {
+                    let ready = contiguous(events, self.next, now_ms());
+                    if let Some(last) = ready.last() {
+                        self.next = last.id + 1;
+                        self.pending = ready.into_iter();
+                        return true;
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "event stream: the log cannot be read; retrying"),
+            }
+            tokio::select! {
+                () = self.state.closing() => return false,
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+}
+
+/// The events that can be delivered now: in order from `next`, stopping at a
+/// missing id unless the event after it is older than the grace period.
+fn contiguous(events: Vec<Event>, mut next: u64, now: i64) -> Vec<Event> {
+    let mut ready = Vec::with_capacity(events.len());
+    for event in events {
+        if event.id != next && now - event.created_at < GAP_GRACE_MS {
+            break;
+        }
+        next = event.id + 1;
+        ready.push(event);
+    }
+    ready
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: u64, created_at: i64) -> Event {
+        Event {
+            id,
+            kind: EventKind::TransactionStatus,
+            transaction_id: None,
+            relayer_id: None,
+            status: None,
+            detail: None,
+            created_at,
+        }
+    }
+
+    #[test]
+    fn a_missing_id_holds_the_stream_until_its_grace_has_passed() {
+        let ids = |events: Vec<Event>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+        let now = 10_000;
+        let fresh = vec![event(5, now), event(6, now), event(8, now), event(9, now)];
+        assert_eq!(ids(contiguous(fresh, 5, now)), [5, 6], "7 may still commit");
+        let old = vec![event(5, 1), event(6, 1), event(8, 1), event(9, now)];
+        assert_eq!(ids(contiguous(old, 5, now)), [5, 6, 8, 9], "7 never came");
+        assert_eq!(ids(contiguous(vec![event(7, now)], 5, now)), Vec::<u64>::new());
+    }
+}
