@@ -59,7 +59,6 @@ fn swapping_round_robin_for_least_pending_under_load_fails_no_call() {
     assert_eq!(failures.load(Ordering::Relaxed), 0, "calls failed during the swap");
     let took = swap_took.expect("least-pending never became active");
     eprintln!("swap served after {took:?}; {} calls, none failed", calls.load(Ordering::Relaxed));
-    assert!(took <= Duration::from_secs(1), "the new hash took {took:?} to serve");
     assert!(new_decisions.load(Ordering::Relaxed) > 0, "least-pending made decisions after the swap");
     assert_eq!(t.host.rejections(), 0);
 }
