@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::access::Rate;
+use crate::pipeline::webhooks::WebhookSettings;
 use crate::plugins::{EngineSettings, Limits, PluginKind};
 use crate::queue::{QueueBackend, RetryPolicy};
 use crate::relayers::cache::CacheSettings;
@@ -67,6 +68,7 @@ pub struct Config {
     pub plugins: PluginsConfig,
     pub log: LogConfig,
     pub otel: OtelConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 impl Default for Config {
@@ -89,6 +91,7 @@ impl Default for Config {
             plugins: PluginsConfig::default(),
             log: LogConfig::default(),
             otel: OtelConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -405,6 +408,50 @@ impl Default for HttpConfig {
     }
 }
 
+/// Webhook deliveries.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Attempts at one event before it is dead-lettered.
+    pub max_attempts: u32,
+    /// The wait after the first failure; it doubles with each one.
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    /// Bounds each delivery.
+    pub timeout_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig { max_attempts: 8, base_delay_ms: 1_000, max_delay_ms: 300_000, timeout_ms: 10_000 }
+    }
+}
+
+impl WebhooksConfig {
+    pub fn settings(&self) -> WebhookSettings {
+        WebhookSettings {
+            max_attempts: self.max_attempts,
+            base_delay: Duration::from_millis(self.base_delay_ms),
+            max_delay: Duration::from_millis(self.max_delay_ms),
+            timeout: Duration::from_millis(self.timeout_ms),
+            ..WebhookSettings::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=100).contains(&self.max_attempts) {
+            return Err(invalid("webhooks.max_attempts", format!("{} is outside 1..=100", self.max_attempts)));
+        }
+        if self.base_delay_ms == 0 || self.base_delay_ms > self.max_delay_ms {
+            return Err(invalid("webhooks.base_delay_ms", "must be above 0 and at most webhooks.max_delay_ms"));
+        }
+        if !(1..=600_000).contains(&self.timeout_ms) {
+            return Err(invalid("webhooks.timeout_ms", format!("{} is outside 1..=600000", self.timeout_ms)));
+        }
+        Ok(())
+    }
+}
+
 impl HttpConfig {
     /// The limit for keys without their own; `None` when off.
     pub fn rate_limit(&self) -> Option<Rate> {
@@ -481,7 +528,7 @@ fn default_memory_mib() -> u32 {
 /// Top-level keys an environment variable may set: `SWITCHYARD_<KEY>`, with
 /// `__` between nested keys (`SWITCHYARD_NETWORK__CONFIRMATIONS=3`). Other
 /// `SWITCHYARD_*` variables belong to tools, not to the config.
-const ENV_KEYS: [&str; 16] = [
+const ENV_KEYS: [&str; 17] = [
     "listen",
     "master_key",
     "data_dir",
@@ -498,6 +545,7 @@ const ENV_KEYS: [&str; 16] = [
     "plugins",
     "log",
     "otel",
+    "webhooks",
 ];
 /// Keys whose value is text even when it looks like a number.
 const ENV_STRING_KEYS: [&str; 16] = [
@@ -641,6 +689,7 @@ impl Config {
             return Err(invalid("log.filter", format!("`{}`: {error}", self.log.filter)));
         }
         self.otel.validate()?;
+        self.webhooks.validate()?;
         let p = &self.plugins;
         if !(1..=4096).contains(&p.max_memory_mib) {
             return Err(invalid("plugins.max_memory_mib", format!("{} is outside 1..=4096", p.max_memory_mib)));

@@ -14,6 +14,7 @@ use crate::api::{self, AppState};
 use crate::chain::Chain;
 use crate::chain::dev::DevChain;
 use crate::config::{Config, RelayerConfig};
+use crate::pipeline::webhooks::WebhookDispatcher;
 use crate::pipeline::{Relay, RelaySettings, Watcher};
 use crate::plugins::{PluginHost, PluginWatcher, ReloadOutcome};
 use crate::queue::amqp::{AmqpQueue, AmqpSettings};
@@ -93,7 +94,9 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
     announce(&address.to_string(), &master_key, generated, &relay);
 
     let (stop, stopped) = watch::channel(false);
-    let tasks = relay.spawn(config.queue.workers, stopped.clone());
+    let mut tasks = relay.spawn(config.queue.workers, stopped.clone());
+    let webhooks = WebhookDispatcher::new(relay.store.clone(), config.webhooks.settings());
+    tasks.push(tokio::spawn(webhooks.run(stopped.clone())));
     // Replicas share the keys' budgets through Redis.
     let limiter: Arc<dyn RateLimiter> = match redis {
         Some(redis) => Arc::new(RedisLimiter::new(redis, &config.cache.key_prefix, config.cache.settings().timeout)),

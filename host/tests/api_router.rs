@@ -439,6 +439,15 @@ async fn a_request_past_the_deadline_is_answered_408_in_the_envelope() {
     assert!(body["error"].as_str().unwrap().contains("took longer than"), "{body}");
 }
 
+/// A documented path with its parameters filled in.
+fn concrete(path: &str) -> String {
+    path.replace("{relayer_id}", "relayer-1")
+        .replace("{transaction_id}", "no-such-transaction")
+        .replace("{key_id}", "no-such-key")
+        .replace("{webhook_id}", "no-such-webhook")
+        .replace("{nonce}", "7")
+}
+
 /// Every operation of the OpenAPI document is served by its handler (never
 /// the fallbacks), asks for the API key exactly where the document says so,
 /// and answers only statuses the document lists; on every documented path,
@@ -450,11 +459,7 @@ async fn every_route_in_the_openapi_document_is_served_as_documented() {
     let paths = document["paths"].as_object().unwrap();
     assert!(paths.len() >= 20, "{} paths", paths.len());
     for (path, item) in paths {
-        let uri = path
-            .replace("{relayer_id}", "relayer-1")
-            .replace("{transaction_id}", "no-such-transaction")
-            .replace("{key_id}", "no-such-key")
-            .replace("{nonce}", "7");
+        let uri = concrete(path);
         for method in ["get", "post", "put", "delete", "patch"] {
             let verb = method.to_uppercase();
             let body = matches!(method, "post" | "put").then_some("{}");
@@ -609,11 +614,7 @@ async fn every_operation_checks_the_scope_its_document_names() {
     let document = serde_json::to_value(api::openapi()).unwrap();
     let mut checked = 0;
     for (path, item) in document["paths"].as_object().unwrap() {
-        let uri = path
-            .replace("{relayer_id}", "relayer-1")
-            .replace("{transaction_id}", "no-such-transaction")
-            .replace("{key_id}", "no-such-key")
-            .replace("{nonce}", "7");
+        let uri = concrete(path);
         for (method, operation) in item.as_object().unwrap() {
             let Some(scope) = operation["security"][0]["bearer_auth"][0].as_str() else { continue };
             let verb = method.to_uppercase();
@@ -892,4 +893,52 @@ async fn the_event_stream_tells_status_changes_filters_them_and_resumes_after_la
     let response =
         api.app.clone().oneshot(request.header("last-event-id", "abc").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn webhooks_are_created_listed_without_secrets_and_deleted_by_admins() {
+    let api = api().await;
+    let body = json!({"url": "http://user:pw@127.0.0.1:9/hook", "events": ["relayer.disabled", "transaction.status"]});
+    let (status, created) = api.post("/api/v1/webhooks", &body.to_string()).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let secret = created["data"]["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_") && secret.len() > 40, "a generated secret, shown once: {secret}");
+    let id = created["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(created["data"]["events"], json!(["relayer.disabled", "transaction.status"]));
+    assert!(!created.to_string().contains("pw@"), "credentials in the URL are not shown: {created}");
+
+    let given = json!({"url": "https://example.invalid/in", "secret": "my-own-secret-0123456789"});
+    let (status, mine) = api.post("/api/v1/webhooks", &given.to_string()).await;
+    assert_eq!(status, StatusCode::CREATED, "{mine}");
+    assert_eq!(mine["data"]["secret"], Value::Null, "a secret you gave is not echoed");
+    let (_, listed) = api.get("/api/v1/webhooks").await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+    for hidden in [secret.as_str(), "my-own-secret-0123456789", "pw@"] {
+        assert!(!listed.to_string().contains(hidden), "{hidden} in {listed}");
+    }
+    let (status, dead) = api.get(&format!("/api/v1/webhooks/{id}/dead-letters")).await;
+    assert_eq!((status, &dead["data"]), (StatusCode::OK, &json!([])));
+
+    let reader = api.key(&["read"], None).await;
+    assert_failure(&api.call("GET", "/api/v1/webhooks", None, Some(&reader)).await, StatusCode::FORBIDDEN, "admin");
+    for (body, needle) in [
+        (json!({"url": "ftp://x/y"}), "http or https"),
+        (json!({"url": "not a url"}), "`url`"),
+        (json!({"url": "http://127.0.0.1/h", "secret": "short"}), "at least 16"),
+        (json!({"url": "http://127.0.0.1/h", "events": ["nope"]}), "unknown variant"),
+    ] {
+        assert_failure(
+            &api.post("/api/v1/webhooks", &body.to_string()).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            needle,
+        );
+    }
+    let (status, _) = api.call("DELETE", &format!("/api/v1/webhooks/{id}"), None, Some(KEY)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_failure(
+        &api.call("DELETE", &format!("/api/v1/webhooks/{id}"), None, Some(KEY)).await,
+        StatusCode::NOT_FOUND,
+        "no webhook",
+    );
+    assert_failure(&api.get(&format!("/api/v1/webhooks/{id}/dead-letters")).await, StatusCode::NOT_FOUND, "no webhook");
 }

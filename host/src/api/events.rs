@@ -10,16 +10,16 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::Stream;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{CommonFailures, KeyFailures};
-use super::wire::time;
+use super::wire::EventView;
 use super::{ApiError, AppState};
 use crate::access::Caller;
-use crate::store::{Event, EventKind, TxStatus, now_ms};
+use crate::store::{Event, EventKind, deliverable, now_ms};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(events))
@@ -28,10 +28,6 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 /// How often a stream looks for new events.
 const POLL: Duration = Duration::from_millis(250);
 const BATCH: u32 = 500;
-/// An id missing from the log may be a database transaction still
-/// committing (ids are taken before commit): the stream waits this long for
-/// it before passing over it (a rolled-back one never comes).
-const GAP_GRACE_MS: i64 = 2_000;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(default, deny_unknown_fields)]
@@ -48,36 +44,6 @@ struct EventFilter {
     /// Start after this event id (as `Last-Event-ID` does); without either,
     /// the stream starts with the next event.
     after: Option<u64>,
-}
-
-/// One event, the `data:` of an SSE message (its `id:` is `id`, its
-/// `event:` is `type`).
-#[derive(Debug, Serialize, ToSchema)]
-pub(super) struct EventView {
-    id: u64,
-    #[serde(rename = "type")]
-    kind: EventKind,
-    at: String,
-    transaction_id: Option<String>,
-    relayer_id: Option<String>,
-    /// For `transaction.status`: the status it changed to.
-    status: Option<TxStatus>,
-    /// The status reason, or what happened to the relayer or plugin.
-    detail: Option<String>,
-}
-
-impl From<Event> for EventView {
-    fn from(event: Event) -> Self {
-        EventView {
-            id: event.id,
-            kind: event.kind,
-            at: time(event.created_at),
-            transaction_id: event.transaction_id,
-            relayer_id: event.relayer_id,
-            status: event.status,
-            detail: event.detail,
-        }
-    }
 }
 
 /// Server-Sent Events of transaction status changes, relayer health and
@@ -171,7 +137,7 @@ impl Reader {
         loop {
             match self.state.relay.store.events_after(self.next - 1, BATCH).await {
                 Ok(events) => {
-                    let ready = contiguous(events, self.next, now_ms());
+                    let ready = deliverable(events, self.next, now_ms());
                     if let Some(last) = ready.last() {
                         self.next = last.id + 1;
                         self.pending = ready.into_iter();
@@ -185,47 +151,5 @@ impl Reader {
                 () = tokio::time::sleep(POLL) => {}
             }
         }
-    }
-}
-
-/// The events that can be delivered now: in order from `next`, stopping at a
-/// missing id unless the event after it is older than the grace period.
-fn contiguous(events: Vec<Event>, mut next: u64, now: i64) -> Vec<Event> {
-    let mut ready = Vec::with_capacity(events.len());
-    for event in events {
-        if event.id != next && now - event.created_at < GAP_GRACE_MS {
-            break;
-        }
-        next = event.id + 1;
-        ready.push(event);
-    }
-    ready
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn event(id: u64, created_at: i64) -> Event {
-        Event {
-            id,
-            kind: EventKind::TransactionStatus,
-            transaction_id: None,
-            relayer_id: None,
-            status: None,
-            detail: None,
-            created_at,
-        }
-    }
-
-    #[test]
-    fn a_missing_id_holds_the_stream_until_its_grace_has_passed() {
-        let ids = |events: Vec<Event>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
-        let now = 10_000;
-        let fresh = vec![event(5, now), event(6, now), event(8, now), event(9, now)];
-        assert_eq!(ids(contiguous(fresh, 5, now)), [5, 6], "7 may still commit");
-        let old = vec![event(5, 1), event(6, 1), event(8, 1), event(9, now)];
-        assert_eq!(ids(contiguous(old, 5, now)), [5, 6, 8, 9], "7 never came");
-        assert_eq!(ids(contiguous(vec![event(7, now)], 5, now)), Vec::<u64>::new());
     }
 }

@@ -10,6 +10,7 @@ mod keys;
 mod ops;
 mod oz;
 mod pool;
+mod webhooks;
 pub mod wire;
 
 use std::sync::{Arc, LazyLock};
@@ -125,6 +126,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(ops::routes())
         .merge(keys::routes())
         .merge(events::routes())
+        .merge(webhooks::routes())
 }
 
 /// Where the Swagger UI page is served; its assets are compiled in.
@@ -173,6 +175,7 @@ static OPENAPI_JSON: LazyLock<String> =
         (name = "Pool", description = "Submit to the relayer pool; read the decision trail"),
         (name = "API keys", description = "Keys with scopes and allowed relayers; admin only"),
         (name = "Events", description = "Transaction, relayer and plugin events as Server-Sent Events"),
+        (name = "Webhooks", description = "Signed event deliveries with retries and dead letters; admin only"),
         (name = "Health", description = "Liveness, readiness and every dependency's state"),
         (name = "Operations", description = "Metrics and this document"),
     )

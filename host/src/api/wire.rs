@@ -15,7 +15,7 @@ use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use super::ApiError;
 use crate::pipeline::MetaTransaction;
 use crate::plugins::{Speed, TxRequest};
-use crate::store::{Attempt, DecisionRecord, Purpose, Transaction, TxStatus};
+use crate::store::{Attempt, DecisionRecord, Event, EventKind, Purpose, Transaction, TxStatus};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Envelope<T> {
@@ -439,6 +439,36 @@ impl From<&Attempt> for AttemptView {
             max_priority_fee_per_gas: a.priority_fee.to_string(),
             gas_limit: a.gas_limit,
             sent_at: time(a.sent_at),
+        }
+    }
+}
+
+/// One event, the `data:` of an SSE message (its `id:` is `id`, its
+/// `event:` is `type`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    id: u64,
+    #[serde(rename = "type")]
+    kind: EventKind,
+    at: String,
+    transaction_id: Option<String>,
+    relayer_id: Option<String>,
+    /// For `transaction.status`: the status it changed to.
+    status: Option<TxStatus>,
+    /// The status reason, or what happened to the relayer or plugin.
+    detail: Option<String>,
+}
+
+impl From<Event> for EventView {
+    fn from(event: Event) -> Self {
+        EventView {
+            id: event.id,
+            kind: event.kind,
+            at: time(event.created_at),
+            transaction_id: event.transaction_id,
+            relayer_id: event.relayer_id,
+            status: event.status,
+            detail: event.detail,
         }
     }
 }

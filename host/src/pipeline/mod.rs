@@ -7,6 +7,7 @@ mod idempotency;
 mod pricing;
 mod resend;
 mod watcher;
+pub mod webhooks;
 mod worker;
 
 use std::sync::Arc;

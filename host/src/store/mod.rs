@@ -466,6 +466,25 @@ pub struct Event {
     pub created_at: i64,
 }
 
+/// An id missing from the log may be a database transaction still
+/// committing (ids are drawn before commit): readers wait this long for it
+/// before passing over it (a rolled-back one never comes).
+pub const EVENT_GAP_GRACE_MS: i64 = 2_000;
+
+/// The events a reader expecting id `next` can take now: in order, stopping
+/// at a missing id unless the event after it is older than the grace.
+pub fn deliverable(events: Vec<Event>, mut next: u64, now: i64) -> Vec<Event> {
+    let mut ready = Vec::with_capacity(events.len());
+    for event in events {
+        if event.id != next && now - event.created_at < EVENT_GAP_GRACE_MS {
+            break;
+        }
+        next = event.id + 1;
+        ready.push(event);
+    }
+    ready
+}
+
 /// The event log. Transaction status events are written by the [`Store`]
 /// methods that change a status, in the same database transaction.
 #[async_trait]
@@ -480,8 +499,67 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
     async fn last_event_id(&self) -> Result<u64, StoreError>;
 }
 
+/// A webhook subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    pub secret: String,
+    /// Empty for every type.
+    pub kinds: Vec<EventKind>,
+    /// The last event id handled.
+    pub delivered_through: u64,
+    /// Failed attempts at the next event.
+    pub failures: u32,
+    pub retry_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
+/// A delivery given up on after the retry limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub webhook_id: String,
+    pub event_id: u64,
+    pub attempts: u32,
+    pub last_error: String,
+    pub created_at: i64,
+}
+
+/// Where a subscription stands after an attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Through this event id (delivered, or not of a wanted type).
+    Through(u64),
+    /// This attempt failed; try again at `retry_at`.
+    Failed { failures: u32, retry_at: i64, error: String },
+    /// The event is given up on: dead-lettered, and the subscription moves
+    /// past it.
+    GaveUp { event_id: u64, attempts: u32, error: String },
+}
+
+/// Webhook subscriptions, leased to one replica at a time for delivery.
 #[async_trait]
-pub trait Store: KeyStore + EventStore + Send + Sync + fmt::Debug + 'static {
+pub trait WebhookStore: Send + Sync + fmt::Debug + 'static {
+    async fn insert_webhook(&self, webhook: &Webhook) -> Result<(), StoreError>;
+
+    async fn webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
+
+    /// `false` for an unknown id.
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Takes (or renews) the right to deliver `id` until `until`; `false`
+    /// while another owner holds it.
+    async fn lease_webhook(&self, id: &str, owner: &str, now: i64, until: i64) -> Result<bool, StoreError>;
+
+    /// Records an attempt's outcome, if `owner` still holds the lease.
+    async fn record_progress(&self, id: &str, owner: &str, progress: &Progress) -> Result<(), StoreError>;
+
+    async fn dead_letters(&self, webhook_id: &str) -> Result<Vec<DeadLetter>, StoreError>;
+}
+
+#[async_trait]
+pub trait Store: KeyStore + EventStore + WebhookStore + Send + Sync + fmt::Debug + 'static {
     /// Persists an accepted request together with its queue entry, in one
     /// database transaction (the outbox): both or neither.
     async fn insert(&self, tx: &NewTransaction) -> Result<(), StoreError>;
@@ -647,4 +725,32 @@ pub trait Store: KeyStore + EventStore + Send + Sync + fmt::Debug + 'static {
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: u64, created_at: i64) -> Event {
+        Event {
+            id,
+            kind: EventKind::TransactionStatus,
+            transaction_id: None,
+            relayer_id: None,
+            status: None,
+            detail: None,
+            created_at,
+        }
+    }
+
+    #[test]
+    fn a_missing_event_id_holds_readers_until_its_grace_has_passed() {
+        let ids = |events: Vec<Event>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+        let now = 10_000;
+        let fresh = vec![event(5, now), event(6, now), event(8, now), event(9, now)];
+        assert_eq!(ids(deliverable(fresh, 5, now)), [5, 6], "7 may still commit");
+        let old = vec![event(5, 1), event(6, 1), event(8, 1), event(9, now)];
+        assert_eq!(ids(deliverable(old, 5, now)), [5, 6, 8, 9], "7 never came");
+        assert_eq!(ids(deliverable(vec![event(7, now)], 5, now)), Vec::<u64>::new());
+    }
 }

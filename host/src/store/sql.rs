@@ -11,6 +11,7 @@
 
 mod events;
 mod keys;
+mod webhooks;
 
 use std::borrow::Cow;
 use std::collections::HashMap;

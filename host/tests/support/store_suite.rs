@@ -566,6 +566,47 @@ pub async fn logs_each_status_change_and_appended_event_in_order(store: Arc<dyn 
     assert_eq!(store.events_after(events[0].id, 1).await.unwrap(), [events[1].clone()]);
 }
 
+pub async fn leases_webhooks_to_one_owner_and_keeps_their_progress(store: Arc<dyn Store>) {
+    use switchyard::store::{EventKind, Progress, Webhook};
+    let hook = Webhook {
+        id: "w1".into(),
+        url: "http://127.0.0.1:9/h".into(),
+        secret: "s".repeat(20),
+        kinds: vec![EventKind::TransactionStatus, EventKind::PluginRejected],
+        delivered_through: 5,
+        failures: 0,
+        retry_at: 0,
+        last_error: None,
+        created_at: 1,
+    };
+    store.insert_webhook(&hook).await.unwrap();
+    assert_eq!(store.webhooks().await.unwrap(), std::slice::from_ref(&hook));
+    assert!(store.lease_webhook("w1", "a", 100, 200).await.unwrap());
+    assert!(!store.lease_webhook("w1", "b", 150, 250).await.unwrap(), "a holds it");
+    assert!(store.lease_webhook("w1", "a", 150, 250).await.unwrap(), "renewed by its owner");
+    // Only the owner's progress counts.
+    store.record_progress("w1", "b", &Progress::Through(9)).await.unwrap();
+    assert_eq!(store.webhooks().await.unwrap()[0].delivered_through, 5);
+    let failed = Progress::Failed { failures: 2, retry_at: 900, error: "HTTP 500".into() };
+    store.record_progress("w1", "a", &failed).await.unwrap();
+    let now = &store.webhooks().await.unwrap()[0];
+    assert_eq!(
+        (now.delivered_through, now.failures, now.retry_at, now.last_error.as_deref()),
+        (5, 2, 900, Some("HTTP 500"))
+    );
+    let gave_up = Progress::GaveUp { event_id: 6, attempts: 3, error: "HTTP 500".into() };
+    store.record_progress("w1", "a", &gave_up).await.unwrap();
+    let now = &store.webhooks().await.unwrap()[0];
+    assert_eq!((now.delivered_through, now.failures, now.last_error.as_deref()), (6, 0, None));
+    let dead = store.dead_letters("w1").await.unwrap();
+    assert_eq!((dead.len(), dead[0].event_id, dead[0].attempts), (1, 6, 3));
+    // Expired, another owner takes it.
+    assert!(store.lease_webhook("w1", "b", 300, 400).await.unwrap());
+    assert!(store.delete_webhook("w1").await.unwrap());
+    assert!(!store.delete_webhook("w1").await.unwrap());
+    assert_eq!(store.dead_letters("w1").await.unwrap(), []);
+}
+
 /// Runs every case, each on a database from `fresh` (`None`: the backend
 /// is unreachable and the test skips).
 #[macro_export]
@@ -589,6 +630,7 @@ macro_rules! store_suite {
             keeps_api_keys_with_their_digest_and_revokes_once,
             keeps_an_idempotency_key_with_its_transaction_once,
             logs_each_status_change_and_appended_event_in_order,
+            leases_webhooks_to_one_owner_and_keeps_their_progress,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
