@@ -495,6 +495,32 @@ fn no_route_is_registered_outside_the_openapi_document() {
     }
 }
 
+/// Every `$ref` names a schema the document defines, so tools that resolve
+/// the document (generators, schemathesis) see all of it.
+#[test]
+fn every_reference_in_the_openapi_document_resolves() {
+    fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    found.push(target);
+                }
+                map.values().for_each(|v| refs(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+    let document = serde_json::to_value(api::openapi()).unwrap();
+    let mut found = Vec::new();
+    refs(&document, &mut found);
+    assert!(found.len() > 50, "{} references", found.len());
+    for target in found {
+        let pointer = target.strip_prefix('#').unwrap_or_else(|| panic!("an external reference: {target}"));
+        assert!(document.pointer(pointer).is_some(), "{target} does not resolve");
+    }
+}
+
 #[tokio::test]
 async fn the_openapi_document_and_swagger_ui_are_served_without_the_network() {
     let api = api().await;

@@ -164,6 +164,8 @@ static OPENAPI_JSON: LazyLock<String> =
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
+    // Named by the shared failure responses, which do not register it.
+    components(schemas(error::Failure)),
     info(
         title = "Switchyard",
         description = "A transaction relay for EVM chains whose routing, admission and fee decisions are \
