@@ -394,6 +394,9 @@ pub struct HttpConfig {
     pub rate_limit_per_second: f64,
     /// Requests a key may make at once after a quiet spell.
     pub rate_limit_burst: u32,
+    /// Browser origins allowed to call the API (`https://app.example.com`);
+    /// empty, no CORS headers are sent, so browsers refuse cross-origin calls.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -404,6 +407,7 @@ impl Default for HttpConfig {
             shutdown_grace_ms: 10_000,
             rate_limit_per_second: 0.0,
             rate_limit_burst: 100,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -570,7 +574,7 @@ const ENV_STRING_KEYS: [&str; 16] = [
 /// the current directory, not the config file's.
 const ENV_PATH_KEYS: [&str; 3] = ["data_dir", "plugins.dir", "plugins.cache_dir"];
 /// Keys holding a list: comma-separated in the environment.
-const ENV_LIST_KEYS: [&str; 2] = ["rpc_fallback_urls", "network.forwarders"];
+const ENV_LIST_KEYS: [&str; 3] = ["rpc_fallback_urls", "network.forwarders", "http.cors_origins"];
 
 /// `SWITCHYARD_*` variables that are not config keys (a misspelling such
 /// as `SWITCHYARD_LOG_FORMAT` for `SWITCHYARD_LOG__FORMAT`), leaving out
@@ -807,6 +811,19 @@ impl Config {
         }
         if self.http.body_limit_bytes < 1024 || self.http.timeout_ms == 0 {
             return Err(invalid("http", "body_limit_bytes must be at least 1024 and timeout_ms above 0"));
+        }
+        // An origin is scheme://host[:port]: no path, not even `/`.
+        let origin_like = |o: &str| {
+            (o.starts_with("http://") || o.starts_with("https://"))
+                && o.matches('/').count() == 2
+                && !o.ends_with('/')
+                && axum::http::HeaderValue::from_str(o).is_ok()
+        };
+        if let Some(origin) = self.http.cors_origins.iter().find(|o| !origin_like(o)) {
+            return Err(invalid(
+                "http.cors_origins",
+                format!("`{origin}` is not an origin like https://app.example.com"),
+            ));
         }
         if let Some(Err((field, why))) = self.http.rate_limit().map(|rate| rate.check()) {
             return Err(invalid(format!("http.rate_limit_{field}"), why));
@@ -1288,6 +1305,18 @@ mod tests {
         ] {
             let err = Config::load_with_env(None, env(&vars)).unwrap_err().to_string();
             assert!(err.contains(named), "{vars:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn cors_is_off_by_default_and_takes_only_origins() {
+        assert!(Config::default().http.cors_origins.is_empty());
+        let ok = env(&[("SWITCHYARD_HTTP__CORS_ORIGINS", "https://app.example.com,http://127.0.0.1:3000")]);
+        let c = Config::load_with_env(None, ok).unwrap();
+        assert_eq!(c.http.cors_origins, ["https://app.example.com", "http://127.0.0.1:3000"]);
+        for bad in ["*", "https://app.example.com/", "app.example.com", "https://a.example/path"] {
+            let err = Config::load_with_env(None, env(&[("SWITCHYARD_HTTP__CORS_ORIGINS", bad)])).unwrap_err();
+            assert!(err.to_string().contains("http.cors_origins"), "{bad}: {err}");
         }
     }
 

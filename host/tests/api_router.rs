@@ -968,3 +968,24 @@ async fn webhooks_are_created_listed_without_secrets_and_deleted_by_admins() {
     );
     assert_failure(&api.get(&format!("/api/v1/webhooks/{id}/dead-letters")).await, StatusCode::NOT_FOUND, "no webhook");
 }
+
+#[tokio::test]
+async fn cors_answers_only_the_configured_origins() {
+    let preflight = |app: axum::Router, origin: &'static str| async move {
+        let request = Request::builder()
+            .method("OPTIONS")
+            .uri("/api/v1/transactions")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization,idempotency-key");
+        let response = app.oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        response.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).map(|v| v.to_str().unwrap().to_string())
+    };
+    let api = api().await;
+    assert_eq!(preflight(api.app.clone(), "https://app.example.com").await, None, "off by default");
+
+    let http = HttpConfig { cors_origins: vec!["https://app.example.com".into()], ..HttpConfig::default() };
+    let app = api::router(AppState::new(api.relay.clone(), KEY, "localhost"), &http);
+    assert_eq!(preflight(app.clone(), "https://app.example.com").await.as_deref(), Some("https://app.example.com"));
+    assert_eq!(preflight(app, "https://evil.example").await, None);
+}

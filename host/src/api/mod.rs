@@ -21,10 +21,11 @@ use tokio::sync::watch;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tower::ServiceBuilder;
+use tower_http::cors::CorsLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, OnResponse as _, TraceLayer};
 use utoipa::OpenApi as _;
@@ -101,6 +102,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .with_state(state)
         .layer(middleware::from_fn(observe_latency))
         .layer(DefaultBodyLimit::max(http.body_limit_bytes))
+        .layer(cors(&http.cors_origins))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -112,6 +114,25 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
                 .timeout(timeout),
         )
 }
+
+/// CORS for the configured origins only; none configured, no CORS headers
+/// at all, so browsers keep other sites out.
+fn cors(origins: &[String]) -> tower::util::Either<CorsLayer, tower::layer::util::Identity> {
+    if origins.is_empty() {
+        return tower::util::Either::Right(tower::layer::util::Identity::new());
+    }
+    // Checked by the config's validation.
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    tower::util::Either::Left(
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, IDEMPOTENCY_KEY, LAST_EVENT_ID])
+            .expose_headers([REQUEST_ID, header::RETRY_AFTER]),
+    )
+}
+
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 /// Every endpoint. A route is registered only through `routes!` from its
 /// `#[utoipa::path]`, so the router and the OpenAPI document are built from
