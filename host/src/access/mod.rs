@@ -113,11 +113,8 @@ impl Keys {
         relayers: Option<Vec<String>>,
         rate_limit: Option<Rate>,
     ) -> Result<IssuedKey, StoreError> {
-        let mut bytes = [0u8; 40];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let (id, secret) = bytes.split_at(8);
         let key = ApiKey {
-            id: hex::encode(id),
+            id: random_hex(8),
             name: name.to_string(),
             scopes,
             relayers,
@@ -125,7 +122,7 @@ impl Keys {
             created_at: now_ms(),
             revoked_at: None,
         };
-        let secret = hex::encode(secret);
+        let secret = random_hex(32);
         self.store.insert_api_key(&key, &digest(&secret)).await?;
         let secret = format!("{KEY_PREFIX}{}_{secret}", key.id);
         Ok(IssuedKey { key, secret })
@@ -183,6 +180,13 @@ impl Keys {
         // The map holds no invariant a panic could break.
         self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// `bytes` random bytes from the OS, as hex: ids and secrets.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buffer);
+    hex::encode(buffer)
 }
 
 fn digest(secret: &str) -> String {

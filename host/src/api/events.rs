@@ -19,7 +19,7 @@ use super::error::{CommonFailures, KeyFailures};
 use super::wire::EventView;
 use super::{ApiError, AppState};
 use crate::access::Caller;
-use crate::store::{Event, EventKind, deliverable, now_ms};
+use crate::store::{Event, EventKind};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(events))
@@ -75,7 +75,7 @@ async fn events(
                 .map_err(ApiError::bad_request)?,
         ),
     };
-    let resume = match headers.get("last-event-id") {
+    let resume = match headers.get(&super::LAST_EVENT_ID) {
         None => None,
         Some(value) => Some(
             value
@@ -95,7 +95,7 @@ async fn events(
             && filter.relayer_id.as_ref().is_none_or(|r| event.relayer_id.as_ref() == Some(r))
             && (caller.relayers().is_none() || event.relayer_id.as_deref().is_some_and(|r| caller.may_use(r)))
     };
-    let reader = Reader { state, next: after + 1, pending: Vec::new().into_iter() };
+    let reader = Reader { state, after, pending: Vec::new().into_iter() };
     let stream = futures::stream::unfold((reader, wanted), |(mut reader, wanted)| async move {
         loop {
             if let Some(event) = reader.pending.next() {
@@ -125,8 +125,8 @@ fn message(event: Event) -> SseEvent {
 /// Reads the log in id order, without skipping an id that may still commit.
 struct Reader {
     state: AppState,
-    /// The id expected next.
-    next: u64,
+    /// The last id read.
+    after: u64,
     pending: std::vec::IntoIter<Event>,
 }
 
@@ -135,11 +135,10 @@ impl Reader {
     /// the server began shutting down first.
     async fn fill(&mut self) -> bool {
         loop {
-            match self.state.relay.store.events_after(self.next - 1, BATCH).await {
-                Ok(events) => {
-                    let ready = deliverable(events, self.next, now_ms());
+            match self.state.relay.store.events_ready(self.after, BATCH).await {
+                Ok(ready) => {
                     if let Some(last) = ready.last() {
-                        self.next = last.id + 1;
+                        self.after = last.id;
                         self.pending = ready.into_iter();
                         return true;
                     }

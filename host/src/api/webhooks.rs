@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -14,6 +13,7 @@ use utoipa_axum::routes;
 use super::error::{BodyFailures, CommonFailures, KeyFailures};
 use super::wire::{Envelope, time};
 use super::{ApiError, AppState};
+use crate::access::random_hex;
 use crate::config::redact_url;
 use crate::store::{DeadLetter, EventKind, Webhook, now_ms};
 
@@ -126,15 +126,9 @@ async fn create_webhook(
     }
     events.sort_by_key(|k| k.as_str());
     events.dedup();
-    let generated = secret.is_none().then(|| {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        format!("whsec_{}", hex::encode(bytes))
-    });
-    let mut id = [0u8; 8];
-    rand::rngs::OsRng.fill_bytes(&mut id);
+    let generated = secret.is_none().then(|| format!("whsec_{}", random_hex(32)));
     let hook = Webhook {
-        id: hex::encode(id),
+        id: random_hex(8),
         url,
         secret: secret.or_else(|| generated.clone()).unwrap_or_default(),
         kinds: events,

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::api::wire::EventView;
 use crate::config::redact_url;
-use crate::store::{Event, Progress, Store, StoreError, Webhook, deliverable, now_ms};
+use crate::store::{Event, Progress, Store, StoreError, Webhook, now_ms};
 
 /// The signature header: `sha256=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "x-switchyard-signature";
@@ -57,8 +57,7 @@ impl WebhookSettings {
     /// The wait after the `failures`-th failed attempt: doubling from the
     /// base delay, capped.
     pub fn backoff(&self, failures: u32) -> Duration {
-        let factor = 2u32.saturating_pow(failures.saturating_sub(1));
-        self.base_delay.saturating_mul(factor).min(self.max_delay)
+        crate::queue::backoff(self.base_delay, self.max_delay, failures)
     }
 }
 
@@ -120,10 +119,9 @@ impl WebhookDispatcher {
 
     async fn deliver(&self, hook: Webhook) -> Result<(), StoreError> {
         let started = Instant::now();
-        let events = self.store.events_after(hook.delivered_through, BATCH).await?;
         let mut through = None;
         let mut failed_before = hook.failures;
-        for event in deliverable(events, hook.delivered_through + 1, now_ms()) {
+        for event in self.store.events_ready(hook.delivered_through, BATCH).await? {
             if started.elapsed() > ROUND_BUDGET {
                 break;
             }

@@ -81,9 +81,15 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Exponential backoff after the `attempt`-th delivery failed.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.base_delay.saturating_mul(factor).min(self.max_delay)
+        backoff(self.base_delay, self.max_delay, attempt)
     }
+}
+
+/// `base` after the first failed attempt, doubling with each one, at most
+/// `max` (the queue's redeliveries and webhook retries).
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+    base.saturating_mul(factor).min(max)
 }
 
 /// Which queue `queue_url` names.

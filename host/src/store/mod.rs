@@ -471,9 +471,11 @@ pub struct Event {
 /// before passing over it (a rolled-back one never comes).
 pub const EVENT_GAP_GRACE_MS: i64 = 2_000;
 
-/// The events a reader expecting id `next` can take now: in order, stopping
-/// at a missing id unless the event after it is older than the grace.
-pub fn deliverable(events: Vec<Event>, mut next: u64, now: i64) -> Vec<Event> {
+/// The events a reader that has handled every id up to `after` can take
+/// now: in order, stopping at a missing id unless the event after it is
+/// older than the grace.
+fn deliverable(events: Vec<Event>, after: u64, now: i64) -> Vec<Event> {
+    let mut next = after + 1;
     let mut ready = Vec::with_capacity(events.len());
     for event in events {
         if event.id != next && now - event.created_at < EVENT_GAP_GRACE_MS {
@@ -497,6 +499,12 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
 
     /// The newest event's id; 0 when there is none.
     async fn last_event_id(&self) -> Result<u64, StoreError>;
+
+    /// Up to `limit` events after `after` that a reader can take now,
+    /// without passing over an id that may still commit.
+    async fn events_ready(&self, after: u64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        Ok(deliverable(self.events_after(after, limit).await?, after, now_ms()))
+    }
 }
 
 /// A webhook subscription.
@@ -748,9 +756,9 @@ mod tests {
         let ids = |events: Vec<Event>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
         let now = 10_000;
         let fresh = vec![event(5, now), event(6, now), event(8, now), event(9, now)];
-        assert_eq!(ids(deliverable(fresh, 5, now)), [5, 6], "7 may still commit");
+        assert_eq!(ids(deliverable(fresh, 4, now)), [5, 6], "7 may still commit");
         let old = vec![event(5, 1), event(6, 1), event(8, 1), event(9, now)];
-        assert_eq!(ids(deliverable(old, 5, now)), [5, 6, 8, 9], "7 never came");
-        assert_eq!(ids(deliverable(vec![event(7, now)], 5, now)), Vec::<u64>::new());
+        assert_eq!(ids(deliverable(old, 4, now)), [5, 6, 8, 9], "7 never came");
+        assert_eq!(ids(deliverable(vec![event(7, now)], 4, now)), Vec::<u64>::new());
     }
 }

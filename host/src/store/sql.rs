@@ -207,7 +207,6 @@ impl SqlStore {
         Ok(SqlStore { pool, backend })
     }
 
-    /// Applies every pending migration; returns those it applied.
     /// The migrations this build has that the database lacks, in order.
     pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
         let applied = self.applied().await?;
@@ -219,6 +218,7 @@ impl SqlStore {
             .collect())
     }
 
+    /// Applies every pending migration; returns those it applied.
     pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let before = self.applied().await?;
         self.backend.migrator().run(&self.pool).await.map_err(|e| StoreError::Migration(e.to_string()))?;
