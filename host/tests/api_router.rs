@@ -911,6 +911,7 @@ async fn the_event_stream_tells_status_changes_filters_them_and_resumes_after_la
     for (uri, needle) in [
         ("/api/v1/events?type=transaction.nope", "unknown event type"),
         ("/api/v1/events?after=x", "after"),
+        ("/api/v1/events?after=18446744073709551615", "no event id is above"),
         ("/api/v1/events?bogus=1", "unknown field"),
     ] {
         assert_failure(&api.get(uri).await, StatusCode::BAD_REQUEST, needle);

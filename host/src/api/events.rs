@@ -86,6 +86,10 @@ async fn events(
         ),
     };
     let after = match resume.or(filter.after) {
+        // Ids are the database's signed 64-bit integers.
+        Some(after) if after > i64::MAX as u64 => {
+            return Err(ApiError::bad_request(format!("no event id is above {}", i64::MAX)));
+        }
         Some(after) => after,
         None => state.relay.store.last_event_id().await?,
     };
