@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: the README's test command, and what CI runs.
 # Installs what a fresh machine lacks (the wasm32-wasip2 toolchain, the npm
-# tools: anvil and OpenZeppelin's relayer SDK; moto_server from PyPI; kubectl
+# tools: anvil and OpenZeppelin's relayer SDK; moto_server and schemathesis from PyPI; kubectl
 # and kubernetes-validate for deploy/, docker-compose from Debian for
 # docker/); every step is cheap when already done.
 set -euo pipefail
@@ -19,8 +19,9 @@ wasm_cargo=(cargo)
 step "npm tools (anvil, @openzeppelin/relayer-sdk)"
 bash scripts/npm-tools.sh
 
-step "moto_server (the SQS the queue suite runs against)"
-bash scripts/moto.sh
+step "Python tools: moto_server (the SQS of the queue suite), schemathesis (the API fuzzer)"
+bash scripts/python-tool.sh moto
+bash scripts/python-tool.sh schemathesis
 
 step "formatting"
 cargo fmt --all --check

@@ -93,6 +93,11 @@ impl Api {
     }
 
     async fn call(&self, method: &str, uri: &str, body: Option<&str>, key: Option<&str>) -> (StatusCode, Value) {
+        self.send(method, uri, body.map(|b| b.as_bytes().to_vec()), key).await
+    }
+
+    /// `call` with a body of any bytes.
+    async fn send(&self, method: &str, uri: &str, body: Option<Vec<u8>>, key: Option<&str>) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(uri);
         if let Some(key) = key {
             request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
@@ -100,7 +105,7 @@ impl Api {
         let body = match body {
             Some(body) => {
                 request = request.header(header::CONTENT_TYPE, "application/json");
-                Body::from(body.to_string())
+                Body::from(body)
             }
             None => Body::empty(),
         };
@@ -989,4 +994,128 @@ async fn cors_answers_only_the_configured_origins() {
     let app = api::router(AppState::new(api.relay.clone(), KEY, "localhost"), &http);
     assert_eq!(preflight(app.clone(), "https://app.example.com").await.as_deref(), Some("https://app.example.com"));
     assert_eq!(preflight(app, "https://evil.example").await, None);
+}
+
+/// Request decoding under arbitrary input: bodies built field by field from
+/// valid, near-valid and wrong-typed values (and sometimes plain bytes),
+/// posted to both submission endpoints. Every answer is the envelope with a
+/// 2xx or a 4xx that says why; an accepted body is stored as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arbitrary_submission_bodies_get_a_clear_answer_and_never_a_server_error() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    fn wrong_type() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,40}".prop_map(Value::from),
+            Just(json!([1, "x"])),
+            Just(json!({"nested": {}})),
+        ]
+    }
+    fn field(valid: BoxedStrategy<Value>) -> impl Strategy<Value = Option<Value>> {
+        prop::option::weighted(0.8, prop_oneof![12 => valid, 1 => wrong_type()])
+    }
+    let address = prop_oneof![
+        4 => Just(Value::from(ALLOWED)),
+        1 => "0x[0-9a-fA-F]{40}".prop_map(Value::from),
+        1 => "0x[0-9a-fA-F]{0,45}".prop_map(Value::from),
+        1 => "\\PC{0,50}".prop_map(Value::from),
+    ]
+    .boxed();
+    // With the amount a correct decoder must store, where the form makes it plain.
+    let amount = |v: &str, radix| alloy_primitives::U256::from_str_radix(v, radix).ok();
+    let value = prop_oneof![
+        "[0-9]{1,80}".prop_map(move |s| (Value::from(s.clone()), amount(&s, 10))),
+        any::<u64>().prop_map(|n| (Value::from(n), Some(alloy_primitives::U256::from(n)))),
+        (1u32..1000, 0u32..30).prop_map(move |(n, e)| {
+            (Value::from(format!("{n}.0e{e}")), amount(&format!("{n}{}", "0".repeat(e as usize)), 10))
+        }),
+        "[0-9a-f]{1,70}".prop_map(move |s| (Value::from(format!("0x{s}")), amount(&s, 16))),
+        "-?[0-9]{0,30}\\.?[0-9]{0,5}(e[+-]?[0-9]{1,3})?".prop_map(|s| (Value::from(s), None)),
+        any::<i64>().prop_map(|n| (Value::from(n), u64::try_from(n).ok().map(alloy_primitives::U256::from))),
+    ];
+    let data =
+        prop_oneof!["(0x)?([0-9a-f]{2}){0,40}".prop_map(Value::from), "0x[0-9a-gA-G]{0,33}".prop_map(Value::from)];
+    let speed = prop_oneof![
+        4 => prop::sample::select(vec!["safeLow", "average", "fast", "fastest"]).prop_map(Value::from),
+        1 => prop::sample::select(vec!["FAST", "slow", ""]).prop_map(Value::from),
+    ];
+    let time = prop_oneof![
+        3 => Just(Value::from("2099-01-01T00:00:00Z")),
+        1 => "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})"
+            .prop_map(Value::from),
+    ];
+    let hints = prop::collection::btree_map("\\PC{0,66}", "\\PC{0,258}", 0..6).prop_map(|m| json!(m));
+    let fields = (
+        field(address),
+        prop::option::weighted(0.9, value),
+        field(data.boxed()),
+        field(any::<u64>().prop_map(Value::from).boxed()),
+        field(speed.boxed()),
+        field(time.boxed()),
+        prop::option::weighted(0.3, prop_oneof![12 => hints.boxed(), 1 => wrong_type().boxed()]),
+        prop::option::weighted(0.1, prop_oneof![Just("gas_price"), Just("max_fee_per_gas"), Just("surprise")]),
+    )
+        .prop_map(|(to, value, data, gas_limit, speed, valid_until, hints, extra)| {
+            let mut body = serde_json::Map::new();
+            let (value, expected) = value.map_or((None, None), |(v, e)| (Some(v), e));
+            let named = [
+                ("to", to),
+                ("value", value),
+                ("data", data),
+                ("gas_limit", gas_limit),
+                ("speed", speed),
+                ("valid_until", valid_until),
+                ("hints", hints),
+            ];
+            for (name, v) in named {
+                if let Some(v) = v {
+                    body.insert(name.into(), v);
+                }
+            }
+            if let Some(extra) = extra {
+                body.insert(extra.into(), json!("1"));
+            }
+            (serde_json::to_vec(&Value::Object(body)).unwrap(), expected)
+        });
+    let bodies = prop_oneof![
+        9 => fields,
+        1 => prop::collection::vec(any::<u8>(), 0..300).prop_map(|bytes| (bytes, None)),
+    ];
+
+    let api = api().await;
+    let handle = tokio::runtime::Handle::current();
+    let config = Config { cases: 400, failure_persistence: None, ..Config::default() };
+    let accepted = std::sync::atomic::AtomicU32::new(0);
+    let result = TestRunner::new(config).run(&(bodies, any::<bool>()), |((body, expected), pool)| {
+        let uri = if pool { "/api/v1/transactions" } else { "/api/v1/relayers/relayer-1/transactions" };
+        let (status, answer) =
+            tokio::task::block_in_place(|| handle.block_on(api.send("POST", uri, Some(body.clone()), Some(KEY))));
+        let shown = String::from_utf8_lossy(&body);
+        prop_assert!(!status.is_server_error(), "{status} for {shown}: {answer}");
+        prop_assert_eq!(&answer["success"], &json!(status.is_success()), "{} for {}: {}", status, shown, answer);
+        if status.is_success() {
+            accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let stored = answer["data"]["value"].as_str().and_then(|v| v.parse::<alloy_primitives::U256>().ok());
+            prop_assert!(stored.is_some(), "no value in the answer for {shown}: {answer}");
+            if expected.is_some() {
+                prop_assert_eq!(stored, expected, "stored value for {}: {}", shown, answer);
+            }
+        } else {
+            let error = answer["error"].as_str().unwrap_or_default();
+            prop_assert!(!error.trim().is_empty(), "{status} without a reason for {shown}: {answer}");
+        }
+        Ok(())
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+    // Half-valid input that is never accepted would leave the accepting path untested.
+    let accepted = accepted.into_inner();
+    eprintln!("{accepted} of 400 bodies accepted");
+    assert!(accepted > 5, "too few bodies were accepted to exercise the accepting path");
 }

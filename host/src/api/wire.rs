@@ -164,6 +164,10 @@ pub struct TransactionBody {
     pub hints: BTreeMap<String, String>,
 }
 
+/// The largest gas limit the store keeps (a signed 64-bit column); no
+/// chain's block holds more.
+const MAX_GAS_LIMIT: u64 = i64::MAX as u64;
+
 /// A validated body: what the pipeline takes.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ParsedBody {
@@ -192,8 +196,8 @@ impl TransactionBody {
         if to.is_none() && data.is_empty() {
             return Err(ApiError::unprocessable("`to` is required unless `data` deploys a contract"));
         }
-        if self.gas_limit == Some(0) {
-            return Err(ApiError::unprocessable("`gas_limit` must be above 0"));
+        if self.gas_limit.is_some_and(|g| g == 0 || g > MAX_GAS_LIMIT) {
+            return Err(ApiError::unprocessable(format!("`gas_limit` must be 1 to {MAX_GAS_LIMIT}")));
         }
         let valid_until = match self.valid_until.as_deref() {
             None => None,

@@ -127,4 +127,111 @@ mod tests {
         assert!(check_verdict(&change(101), &request).unwrap_err().contains("may only lower"));
         assert!(check_verdict(&change(0), &request).is_err());
     }
+
+    mod properties {
+        //! Any answer a plugin can lift, checked against any request: the
+        //! check never panics, everything it accepts is safe to act on, and
+        //! what it says about a refused answer stays short.
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::plugins::types::{AttemptFees, Changes, FeeQuote, Speed};
+
+        fn u256() -> impl Strategy<Value = U256> {
+            prop_oneof![
+                any::<[u64; 4]>().prop_map(U256::from_limbs),
+                any::<u64>().prop_map(U256::from),
+                Just(U256::ZERO),
+                Just(U256::MAX),
+            ]
+        }
+
+        /// Fees of an earlier attempt, below 2^128 so that 110% of them is exact here.
+        fn previous() -> impl Strategy<Value = Option<AttemptFees>> {
+            prop::option::of(
+                (any::<u128>(), any::<u128>())
+                    .prop_map(|(m, p)| AttemptFees { max_fee: U256::from(m), priority_fee: U256::from(p) }),
+            )
+        }
+
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof!["\\PC{0,40}", "\\s{0,5}", "x{1000,1100}", "\\PC{2000,2100}"]
+        }
+
+        proptest! {
+            #[test]
+            fn an_accepted_fee_quote_is_within_the_cap_and_bumps_enough(
+                max_fee in u256(), priority_fee in u256(), factor in any::<u32>(),
+                cap in any::<[u64; 3]>(), previous in previous(), reason in text(), bump in any::<bool>(),
+            ) {
+                let cap = U256::from_limbs([cap[0], cap[1], cap[2], 0]);
+                let market = FeeMarket { max_fee_cap: cap, previous, ..Default::default() };
+                let decision = if bump {
+                    FeeDecision::CannotBump(reason.clone())
+                } else {
+                    FeeDecision::Quote(FeeQuote { max_fee, priority_fee, gas_limit_factor_bps: factor })
+                };
+                match (check_fee(&decision, &market), decision) {
+                    (Ok(()), FeeDecision::Quote(q)) => {
+                        prop_assert!(!q.max_fee.is_zero() && q.max_fee <= cap && q.priority_fee <= q.max_fee);
+                        prop_assert!(GAS_LIMIT_FACTOR_BPS.contains(&q.gas_limit_factor_bps));
+                        if let Some(p) = previous {
+                            let ten_thousand = U256::from(10_000);
+                            prop_assert!(q.max_fee * ten_thousand >= p.max_fee * U256::from(11_000));
+                            prop_assert!(q.priority_fee * ten_thousand >= p.priority_fee * U256::from(11_000));
+                        }
+                    }
+                    (Ok(()), FeeDecision::CannotBump(r)) => {
+                        prop_assert!(!r.trim().is_empty() && r.len() <= MAX_REASON_BYTES);
+                    }
+                    (Err(error), _) => prop_assert!(error.len() < 512, "{} bytes", error.len()),
+                }
+            }
+
+            #[test]
+            fn an_accepted_selection_names_a_candidate(
+                ids in prop::collection::vec("[a-z0-9-]{1,8}", 0..16), chosen in text(), pick in any::<prop::sample::Index>(),
+                refuse in any::<bool>(), from_candidates in any::<bool>(),
+            ) {
+                let candidates: Vec<Candidate> =
+                    ids.iter().map(|id| Candidate { id: id.clone(), ..Default::default() }).collect();
+                let chosen = match (from_candidates, ids.is_empty()) {
+                    (true, false) => ids[pick.index(ids.len())].clone(),
+                    _ => chosen,
+                };
+                let selection = if refuse { Selection::Refused(chosen.clone()) } else { Selection::Chosen(chosen.clone()) };
+                match (check_selection(&selection, &candidates), refuse) {
+                    (Ok(()), false) => prop_assert!(ids.contains(&chosen)),
+                    (Ok(()), true) => prop_assert!(!chosen.trim().is_empty() && chosen.len() <= MAX_REASON_BYTES),
+                    (Err(error), refused) => {
+                        prop_assert!(refused || !ids.contains(&chosen));
+                        prop_assert!(error.len() < 512, "{} bytes", error.len());
+                    }
+                }
+            }
+
+            #[test]
+            fn an_accepted_verdict_never_raises_the_gas_limit(
+                asked in prop::option::of(any::<u64>()), changed in prop::option::of(any::<u64>()),
+                reason in text(), deny in any::<bool>(),
+            ) {
+                let request = TxRequest { gas_limit: asked, ..Default::default() };
+                let verdict = if deny {
+                    Verdict::Deny(reason.clone())
+                } else {
+                    Verdict::AllowWithChanges(Changes { gas_limit: changed, speed: Some(Speed::Fast) })
+                };
+                match (check_verdict(&verdict, &request), deny) {
+                    (Ok(()), false) => {
+                        prop_assert!(changed != Some(0));
+                        if let (Some(new), Some(asked)) = (changed, asked) {
+                            prop_assert!(new <= asked);
+                        }
+                    }
+                    (Ok(()), true) => prop_assert!(!reason.trim().is_empty() && reason.len() <= MAX_REASON_BYTES),
+                    (Err(error), _) => prop_assert!(error.len() < 512, "{} bytes", error.len()),
+                }
+            }
+        }
+    }
 }

@@ -106,7 +106,7 @@ impl Drop for Proxy {
     }
 }
 
-/// moto_server (scripts/moto.sh installs it) on a free loopback port: an
+/// moto_server (scripts/python-tool.sh moto installs it) on a free loopback port: an
 /// SQS of its own for one test, stopped when dropped.
 pub struct Moto {
     pub endpoint: String,
@@ -120,7 +120,7 @@ impl Moto {
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| super::repo_root().join("tools/moto/venv/bin/moto_server"));
         if !binary.is_file() {
-            skip(&format!("moto_server is not installed at {} (run scripts/moto.sh)", binary.display()));
+            skip(&format!("moto_server is not installed at {} (run scripts/python-tool.sh moto)", binary.display()));
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -97,3 +97,117 @@ pub async fn an_unreachable_server_is_a_clear_error(url: &str) {
     assert!(error.contains("cannot reach") && error.contains("127.0.0.1:9"), "{error}");
     assert!(!error.contains("hunter2"), "the password stays out of errors: {error}");
 }
+
+/// A PostgreSQL server of the test's own (initdb in a temporary folder, on
+/// a free loopback port), so that a test can stop and restart it without
+/// touching the one the other suites share. As root, it runs as `postgres`.
+pub struct OwnPostgres {
+    pub url: String,
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnPostgres {
+    /// `None` (after `skip`) when PostgreSQL's server binaries are missing.
+    pub fn start() -> Option<OwnPostgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Some(e.ok()?.path().join("bin")))
+            .filter(|bin| bin.join("initdb").is_file())
+            .max();
+        let Some(bin) = bin else {
+            skip("PostgreSQL's server binaries (initdb, pg_ctl) are not under /usr/lib/postgresql/*/bin");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = OwnPostgres { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), bin, dir, port };
+        if running_as_root() {
+            let chown = std::process::Command::new("chown").arg("-R").arg("postgres").arg(server.dir.path()).status();
+            assert!(chown.is_ok_and(|s| s.success()), "chown the test cluster's folder to postgres");
+        }
+        let data = server.dir.path().join("data");
+        server.run(
+            "initdb",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-A".as_ref(),
+                "trust".as_ref(),
+                "-U".as_ref(),
+                "postgres".as_ref(),
+                "--no-sync".as_ref(),
+            ],
+        );
+        server.up();
+        Some(server)
+    }
+
+    /// One of PostgreSQL's binaries, as `postgres` when root.
+    fn command(&self, binary: &str) -> std::process::Command {
+        let program = self.bin.join(binary);
+        if !running_as_root() {
+            return std::process::Command::new(program);
+        }
+        let mut command = std::process::Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    }
+
+    fn run(&self, binary: &str, args: &[&std::ffi::OsStr]) {
+        let output = self.command(binary).args(args).output().unwrap_or_else(|e| panic!("{binary}: {e}"));
+        assert!(output.status.success(), "{binary} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    fn pg_ctl(&self, action: &str, extra: &str) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("server.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-w".as_ref(),
+                "-o".as_ref(),
+                extra.as_ref(),
+                action.as_ref(),
+            ],
+        );
+    }
+
+    /// Starts (again) on the same port and data.
+    pub fn up(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off -c max_connections=50",
+            self.port,
+            self.dir.path().display()
+        );
+        self.pg_ctl("start", &options);
+    }
+
+    /// A fast shutdown: every session is ended, as a restart does.
+    pub fn down(&self) {
+        let data = self.dir.path().join("data");
+        self.run(
+            "pg_ctl",
+            &["-D".as_ref(), data.as_os_str(), "-m".as_ref(), "fast".as_ref(), "-w".as_ref(), "stop".as_ref()],
+        );
+    }
+}
+
+/// /proc/self belongs to the process' effective user.
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = self.command("pg_ctl").arg("-D").arg(data).args(["-m", "immediate", "stop"]).output();
+    }
+}

@@ -255,6 +255,11 @@ impl Server {
         self.child.wait().unwrap()
     }
 
+    /// Still running: not exited, not killed.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGKILL: a crash, nothing drained.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
@@ -414,6 +419,153 @@ impl EventStream {
                 .unwrap()
                 .expect("the stream stays open");
             self.text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+/// What one request of a [`Load`] got: the transaction's id when it was
+/// accepted, else what went wrong (a refusal, or no answer at all).
+#[derive(Debug)]
+pub struct Outcome {
+    pub index: usize,
+    pub answer: Result<String, String>,
+}
+
+/// Steady submissions through the pool endpoint from `concurrency` tasks,
+/// each pausing `pause` between requests, spread over `urls` in turn; each
+/// request pays its own recipient (indices from `first` on).
+pub struct Load {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<Outcome>>>,
+}
+
+impl Load {
+    pub fn start(urls: &[&str], first: usize, concurrency: usize, pause: Duration) -> Load {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let next = Arc::new(AtomicUsize::new(first));
+        let urls: Arc<[String]> = urls.iter().map(|u| u.to_string()).collect();
+        let tasks = (0..concurrency)
+            .map(|_| {
+                let (stop, accepted, next, urls) = (stop.clone(), accepted.clone(), next.clone(), urls.clone());
+                tokio::spawn(async move {
+                    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+                    let mut outcomes = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let url = &urls[index % urls.len()];
+                        let body = json!({ "to": recipient(index), "value": 1, "speed": "fast" });
+                        let sent = client
+                            .post(format!("{url}/api/v1/transactions"))
+                            .bearer_auth(API_KEY)
+                            .json(&body)
+                            .send()
+                            .await;
+                        let answer = match sent {
+                            Err(e) => Err(format!("no answer: {e}")),
+                            Ok(response) => {
+                                let status = response.status().as_u16();
+                                match response.json::<Value>().await {
+                                    Ok(v) if status == 200 => Ok(v["data"]["id"].as_str().unwrap().to_string()),
+                                    Ok(v) => Err(format!("{status}: {v}")),
+                                    Err(e) => Err(format!("{status} without a JSON answer: {e}")),
+                                }
+                            }
+                        };
+                        if answer.is_ok() {
+                            accepted.fetch_add(1, Ordering::Relaxed);
+                        }
+                        outcomes.push(Outcome { index, answer });
+                        tokio::time::sleep(pause).await;
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        Load { stop, accepted, tasks }
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until `n` more requests than now were accepted.
+    pub async fn until_accepted(&self, n: usize, timeout: Duration) {
+        let target = self.accepted() + n;
+        let deadline = Instant::now() + timeout;
+        while self.accepted() < target {
+            assert!(Instant::now() < deadline, "the load got only {} of {target} accepted", self.accepted());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every request's outcome, by index.
+    pub async fn stop(self) -> Vec<Outcome> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut outcomes = Vec::new();
+        for task in self.tasks {
+            outcomes.extend(task.await.unwrap());
+        }
+        outcomes.sort_by_key(|o| o.index);
+        outcomes
+    }
+}
+
+/// Every transaction the relayers `relayer-1..=relayers` hold, as their
+/// (OpenZeppelin-shaped) lists show them.
+pub async fn relayed(server: &Server, relayers: usize) -> Vec<Value> {
+    let mut all = Vec::new();
+    for i in 1..=relayers {
+        for page in 1.. {
+            let (status, body) =
+                server.get(&format!("/api/v1/relayers/relayer-{i}/transactions?page={page}&per_page=100")).await;
+            assert_eq!(status, 200, "{body}");
+            let txs = body["data"].as_array().unwrap();
+            all.extend(txs.iter().cloned());
+            if txs.len() < 100 {
+                break;
+            }
+        }
+    }
+    all
+}
+
+/// The books balance after a fault: every `accepted` transaction and every
+/// other one the relay holds is confirmed; no relayer used a nonce twice or
+/// skipped one (its nonces are 0..n, n its on-chain count); and each
+/// recipient of `attempted` was paid exactly as often as the relay holds a
+/// transaction to it: once, or never for a request that died with the host.
+pub async fn assert_books_balance(
+    anvil: &Anvil,
+    server: &Server,
+    relayers: usize,
+    accepted: &[String],
+    attempted: &[usize],
+) {
+    let txs = relayed(server, relayers).await;
+    let ids: std::collections::HashSet<&str> = txs.iter().map(|tx| tx["id"].as_str().unwrap()).collect();
+    let missing: Vec<&String> = accepted.iter().filter(|id| !ids.contains(id.as_str())).collect();
+    assert!(missing.is_empty(), "accepted but not relayed: {missing:?}");
+    let mut lanes: std::collections::BTreeMap<(String, String), Vec<u64>> = Default::default();
+    let mut sent_to: std::collections::HashMap<String, u128> = Default::default();
+    for tx in &txs {
+        assert_eq!(tx["status"], "confirmed", "{tx}");
+        let lane = (tx["relayer_id"].as_str().unwrap().to_string(), tx["from"].as_str().unwrap().to_string());
+        lanes.entry(lane).or_default().push(tx["nonce"].as_u64().unwrap());
+        *sent_to.entry(tx["to"].as_str().unwrap().to_lowercase()).or_default() += 1;
+    }
+    for ((relayer, address), mut nonces) in lanes {
+        nonces.sort_unstable();
+        let on_chain = anvil.nonce(&address).await;
+        assert_eq!(nonces, (0..on_chain).collect::<Vec<_>>(), "{relayer}: each nonce once, none skipped");
+    }
+    for &i in attempted {
+        let (paid, held) = (anvil.balance(&recipient(i)).await, sent_to.get(&recipient(i)).copied().unwrap_or(0));
+        if paid != held || held > 1 {
+            let landed = anvil.transactions_to(&recipient(i)).await;
+            panic!("recipient {i} was paid {paid} times for {held} held transactions\non chain: {landed:#?}");
         }
     }
 }

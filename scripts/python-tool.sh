@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs moto_server (tools/moto/venv), the SQS the queue suite starts on
-# loopback, at the versions tools/moto/requirements.txt pins. Cheap when it
-# is already installed.
+# Installs a Python tool the suite runs (moto: the SQS of the queue suite;
+# schemathesis: the API fuzzer) into tools/<tool>/venv, at the versions
+# tools/<tool>/requirements.txt pins. Cheap when it is already installed.
+# Usage: scripts/python-tool.sh moto|schemathesis
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-tools="$root/tools/moto"
+tool="${1:?usage: scripts/python-tool.sh <tool> (a folder of tools/ with a requirements.txt)}"
+tools="$root/tools/$tool"
+[ -f "$tools/requirements.txt" ] || { echo "no tools/$tool/requirements.txt" >&2; exit 1; }
 stamp="$tools/venv/.installed-requirements"
 if [ -f "$stamp" ] && cmp -s "$stamp" "$tools/requirements.txt"; then
   exit 0
