@@ -34,7 +34,10 @@ async fn schemathesis_finds_no_server_error_in_any_operation() {
         // An endless stream: each case would wait for its timeout.
         .args(["--exclude-path", "/api/v1/events"])
         .args(["--header", &format!("Authorization: Bearer {API_KEY}")])
-        .args(["--max-examples", &examples(), "--seed", "20261201", "--workers", "2"])
+        // One worker: CPython 3.11's parser is not thread-safe under
+        // hypothesis' lambda descriptions ("AST constructor recursion depth
+        // mismatch"), an error of the tool, not of the API.
+        .args(["--max-examples", &examples(), "--seed", "20261201", "--workers", "1"])
         .args(["--request-timeout", "20", "--generation-database", "none", "--no-color"])
         .output()
         .expect("run schemathesis");
@@ -46,19 +49,17 @@ async fn schemathesis_finds_no_server_error_in_any_operation() {
         String::from_utf8_lossy(&output.stderr),
         logs.lock().unwrap().iter().rev().take(50).rev().cloned().collect::<Vec<_>>().join("\n")
     );
-    // The summary names the operations it ran: a run that tested nothing
-    // (an unreadable document, every operation skipped) is no proof.
-    let tested = report.lines().find(|l| l.contains("API operations:")).map(str::to_string);
+    // The summary counts the operations it tested: a run that tested
+    // nothing (an unreadable document, every operation skipped) is no proof.
     eprintln!("{report}");
-    let operations = report
+    let tested = report
         .lines()
-        .skip_while(|l| !l.contains("API operations:"))
-        .find_map(|l| l.trim().strip_prefix("Selected:"))
-        .and_then(|rest| rest.trim().split('/').next()?.trim().parse::<u32>().ok());
-    assert!(operations.is_some_and(|n| n >= 30), "schemathesis selected too few operations: {tested:?}\n{report}");
+        .skip_while(|l| l.trim() != "API Operations:")
+        .find_map(|l| l.trim().strip_prefix("Tested:")?.trim().parse::<u32>().ok());
+    assert!(tested.is_some_and(|n| n >= 30), "schemathesis tested too few operations ({tested:?}):\n{report}");
 
     assert!(server.running(), "the server died under fuzzing");
-    let (status, health) = server.get("/api/v1/health").await;
+    let (status, health) = server.get("/api/v1/health/detailed").await;
     assert_eq!(status, 200, "{health}");
     assert!(server.stop().success(), "SIGTERM drains and exits 0 after fuzzing");
 }
