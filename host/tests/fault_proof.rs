@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 use support::databases::OwnPostgres;
 use support::relay::{
-    Anvil, EventStream, Load, Outcome, STANDARD_PLUGINS, Server, assert_books_balance, relayed, write_config,
+    Anvil, EventStream, Load, Outcome, STANDARD_PLUGINS, Server, assert_books_balance, relayed, watched_plugins,
+    write_config,
 };
 
 const RELAYERS: usize = 3;
@@ -54,6 +55,16 @@ async fn settle(server: &Server) {
     server.wait_final(&ids, Duration::from_secs(240)).await;
 }
 
+/// Once every accepted transaction and every other one the relay holds is
+/// final, the books balance; then a graceful stop.
+async fn books_balance_after(anvil: &Anvil, server: Server, outcomes: &[Outcome]) {
+    let accepted = accepted(outcomes);
+    server.wait_final(&accepted, Duration::from_secs(240)).await;
+    settle(&server).await;
+    assert_books_balance(anvil, &server, RELAYERS, &accepted, &attempted(outcomes)).await;
+    assert!(server.stop().success(), "SIGTERM drains and exits 0");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_no_accepted_transaction_and_sends_nothing_twice() {
     let Some(anvil) = Anvil::start() else { return };
@@ -76,12 +87,7 @@ async fn kill_9_under_load_loses_no_accepted_transaction_and_sends_nothing_twice
     assert!(refused.is_empty(), "the host refused requests before the kill: {refused:?}");
     eprintln!("killed with {} accepted, {unanswered} unanswered", accepted(&outcomes).len());
 
-    let server = Server::start(&config, &env);
-    let accepted = accepted(&outcomes);
-    server.wait_final(&accepted, Duration::from_secs(240)).await;
-    settle(&server).await;
-    assert_books_balance(&anvil, &server, RELAYERS, &accepted, &attempted(&outcomes)).await;
-    assert!(server.stop().success(), "SIGTERM drains and exits 0");
+    books_balance_after(&anvil, Server::start(&config, &env), &outcomes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,29 +133,16 @@ async fn a_database_restart_under_load_fails_requests_cleanly_then_serves_them()
     let (status, ready) = server.get("/api/v1/ready").await;
     assert_eq!((status, &ready["ready"]), (200, &Value::Bool(true)), "{ready}");
 
-    let accepted = accepted(&outcomes);
-    server.wait_final(&accepted, Duration::from_secs(240)).await;
-    settle(&server).await;
-    assert_books_balance(&anvil, &server, RELAYERS, &accepted, &attempted(&outcomes)).await;
-    assert!(server.stop().success(), "SIGTERM drains and exits 0");
+    books_balance_after(&anvil, server, &outcomes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_plugin_swapped_in_under_load_is_rejected_and_no_request_fails() {
     let Some(anvil) = Anvil::start() else { return };
     let dir = tempfile::tempdir().unwrap();
-    // A plugins folder of its own, watched, so that the test can swap files in it.
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    for name in ["selector_round_robin", "policy_allowlist", "fee_eip1559"] {
-        std::fs::write(plugins.join(format!("{name}.wasm")), support::example(name)).unwrap();
-    }
-    let (config, env) = write_config(dir.path(), &anvil, RELAYERS, WORKERS, STANDARD_PLUGINS);
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text
-        .replace(&format!("dir = \"{}\"", support::examples().display()), &format!("dir = \"{}\"", plugins.display()))
-        .replace("watch = false", "watch = true");
-    std::fs::write(&config, text).unwrap();
+    let (plugins, watching) = watched_plugins(dir.path());
+    let (config, mut env) = write_config(dir.path(), &anvil, RELAYERS, WORKERS, STANDARD_PLUGINS);
+    env.extend(watching);
     let server = Server::start(&config, &env);
     let round_robin = support::sha256(&support::example("selector_round_robin"));
     let mut rejections = EventStream::open(&server, "?type=plugin.rejected").await;
@@ -186,6 +179,5 @@ async fn a_hostile_plugin_swapped_in_under_load_is_rejected_and_no_request_fails
             "every selection was round-robin's: {tx}"
         );
     }
-    assert_books_balance(&anvil, &server, RELAYERS, &accepted, &attempted(&outcomes)).await;
-    assert!(server.stop().success(), "SIGTERM drains and exits 0");
+    books_balance_after(&anvil, server, &outcomes).await;
 }

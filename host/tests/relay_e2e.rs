@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::relay::{
     Anvil, EventStream, STANDARD_PLUGINS, Server, assert_exactly_once, recipient, submit, submit_in_chunks,
-    write_config,
+    watched_plugins, write_config,
 };
 
 const RELAYERS: usize = 3;
@@ -231,17 +231,9 @@ async fn pool_transactions_of_a_key_limited_to_one_relayer_are_sent_by_it() {
 async fn the_event_stream_follows_a_transaction_to_confirmed_and_tells_plugin_swaps() {
     let Some(anvil) = Anvil::start() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    for name in ["selector_round_robin", "policy_allowlist", "fee_eip1559"] {
-        std::fs::write(plugins.join(format!("{name}.wasm")), support::example(name)).unwrap();
-    }
+    let (plugins, watching) = watched_plugins(dir.path());
     let (config, mut env) = write_config(dir.path(), &anvil, 1, 1, STANDARD_PLUGINS);
-    for (key, value) in
-        [("PLUGINS__DIR", plugins.to_str().unwrap()), ("PLUGINS__WATCH", "true"), ("PLUGINS__DEBOUNCE_MS", "100")]
-    {
-        env.push((format!("SWITCHYARD_{key}"), value.to_string()));
-    }
+    env.extend(watching);
     let server = Server::start(&config, &env);
     let mut stream = EventStream::open(&server, "?type=transaction.status").await;
     let ids = submit(&server, 0..1).await;

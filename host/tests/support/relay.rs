@@ -179,6 +179,21 @@ watch = false
     (file, env)
 }
 
+/// A watched plugins folder of the test's own under `dir`, holding the
+/// standard plugins, so that a test can swap files in it: `serve` takes it
+/// through the environment variables this returns.
+pub fn watched_plugins(dir: &Path) -> (PathBuf, Vec<(String, String)>) {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    for name in ["selector_round_robin", "policy_allowlist", "fee_eip1559"] {
+        std::fs::write(plugins.join(format!("{name}.wasm")), super::example(name)).unwrap();
+    }
+    let env =
+        [("PLUGINS__DIR", plugins.to_str().unwrap()), ("PLUGINS__WATCH", "true"), ("PLUGINS__DEBOUNCE_MS", "100")]
+            .map(|(key, value)| (format!("SWITCHYARD_{key}"), value.to_string()));
+    (plugins, env.into())
+}
+
 pub const STANDARD_PLUGINS: &str = r#"
 [plugins.selector]
 file = "selector_round_robin.wasm"
