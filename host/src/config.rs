@@ -132,6 +132,7 @@ pub struct DatabaseConfig {
     /// SQLite, no for PostgreSQL and MySQL, where `switchyard migrate` runs
     /// them (a deploy step) and `serve` refuses a database that lacks one.
     pub migrate: Option<bool>,
+    /// PostgreSQL and MySQL; SQLite keeps one (see `SqlStore::connect_only`).
     pub max_connections: u32,
     /// How long a statement waits for a connection before the database
     /// counts as unavailable.

@@ -65,7 +65,7 @@ impl Relay {
     /// first, answers with that one's transaction.
     pub(super) async fn persist(&self, new: NewTransaction) -> Result<Transaction, SubmitError> {
         match self.store.insert(&new).await {
-            Ok(()) => self.stored(&new.request.id).await,
+            Ok(()) => Ok(new.into_pending()),
             Err(StoreError::IdempotencyKeyTaken(_)) => {
                 let replayed = self.replay(&new.request.api_key_id, new.idempotency.as_ref()).await?;
                 replayed.ok_or_else(|| SubmitError::Store(StoreError::Database("an idempotency key vanished".into())))

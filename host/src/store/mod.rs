@@ -241,6 +241,31 @@ pub struct NewTransaction {
     pub idempotency: Option<Idempotency>,
 }
 
+impl NewTransaction {
+    /// The transaction as [`Store::insert`] keeps it: pending, nothing sent.
+    /// What a submission answers, without reading it back.
+    pub fn into_pending(self) -> Transaction {
+        Transaction {
+            request: self.request,
+            relayer_id: self.relayer_id,
+            status: TxStatus::Pending,
+            status_reason: None,
+            valid_until: self.valid_until,
+            nonce: None,
+            hash: None,
+            max_fee: None,
+            priority_fee: None,
+            decisions: self.decisions,
+            attempts: Vec::new(),
+            created_at: self.created_at,
+            updated_at: self.created_at,
+            sent_at: None,
+            confirmed_at: None,
+            mined_in: None,
+        }
+    }
+}
+
 /// An `Idempotency-Key` (per API key, the request's `api_key_id`) and what
 /// identifies the request it came with.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -185,8 +185,11 @@ impl SqlStore {
             Backend::Postgres => "",
         };
         // An in-memory database exists per connection: keep exactly one.
+        // A file has one writer at a time, and a second connection's write
+        // waits in SQLite's busy handler, which sleeps in steps of up to
+        // 100 ms: one connection queues statements without sleeping.
         let pool = AnyPoolOptions::new()
-            .max_connections(if in_memory { 1 } else { options.max_connections.max(1) })
+            .max_connections(if backend == Backend::Sqlite { 1 } else { options.max_connections.max(1) })
             .min_connections(u32::from(in_memory))
             .acquire_timeout(options.acquire_timeout)
             .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })

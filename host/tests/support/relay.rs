@@ -43,6 +43,11 @@ impl Anvil {
     /// `None` (after `skip`) when anvil is not installed: run
     /// `scripts/npm-tools.sh`.
     pub fn start() -> Option<Anvil> {
+        Anvil::start_with(&[])
+    }
+
+    /// [`Anvil::start`] with more of anvil's arguments (`--block-time 1`).
+    pub fn start_with(args: &[&str]) -> Option<Anvil> {
         let Some(binary) = anvil_binary() else {
             skip("anvil is not installed (scripts/npm-tools.sh installs it)");
             return None;
@@ -50,19 +55,20 @@ impl Anvil {
         // The free port may be taken before anvil binds it (tests run in
         // parallel): a few tries, each on a new port.
         for _ in 0..3 {
-            if let Some(anvil) = Anvil::try_start(&binary) {
+            if let Some(anvil) = Anvil::try_start(&binary, args) {
                 return Some(anvil);
             }
         }
         panic!("anvil did not start in three tries");
     }
 
-    fn try_start(binary: &Path) -> Option<Anvil> {
+    fn try_start(binary: &Path, args: &[&str]) -> Option<Anvil> {
         let dir = tempfile::tempdir().unwrap();
         let accounts = dir.path().join("accounts.json");
         let port = free_port();
         let child = Command::new(binary)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--silent", "--accounts", "10"])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--silent", "--accounts", "11"])
+            .args(args)
             .arg("--config-out")
             .arg(&accounts)
             .stdout(Stdio::null())

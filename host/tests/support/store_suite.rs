@@ -47,6 +47,7 @@ pub async fn round_trips_every_field(store: Arc<dyn Store>) {
     let tx = new_tx("t1");
     store.insert(&tx).await.unwrap();
     let got = store.get("t1").await.unwrap().expect("inserted");
+    assert_eq!(got, tx.clone().into_pending(), "what a submission answers is what the store holds");
     assert_eq!(got.status, TxStatus::Pending);
     assert_eq!(got.request, tx.request, "every request field round-trips");
     assert_eq!(got.decisions, tx.decisions);

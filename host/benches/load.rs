@@ -1,0 +1,337 @@
+//! The load proof behind BENCHMARKS.md: a release `switchyard serve` relaying
+//! to anvil, loaded from another process on loopback.
+//!
+//! - `accept`: API accept throughput and p50/p99 latency (wrk) on the
+//!   embedded default and on PostgreSQL + RabbitMQ, while the workers relay
+//!   the backlog; every answered 200 is checked against the store's count.
+//! - `confirmed`: end-to-end confirmed transactions per second with 1, 3 and
+//!   10 relayers, then the books checked (each paid once, each nonce once).
+//! - `swap`: the selector swapped back and forth under accept load and
+//!   relaying; how long each swap takes to serve, and what the load saw.
+//!
+//! Run: `scripts/bench-load.sh [accept|confirmed|swap]...` (installs wrk,
+//! then `cargo bench -p switchyard --bench load -- <parts>`). Settings:
+//! `SWITCHYARD_LOAD_SECONDS` (each wrk run, default 10),
+//! `SWITCHYARD_LOAD_TRANSACTIONS` (each confirmed run, default 2000) and
+//! `SWITCHYARD_LOAD_BLOCK_TIME` (anvil's seconds per block; unset, it mines
+//! each transaction as it arrives).
+//!
+//! It prints Markdown tables (copied to BENCHMARKS.md).
+#![allow(clippy::print_stdout)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::brokers::{amqp_url, fresh_amqp_name};
+use support::databases::{Server as Database, fresh_url};
+use support::relay::{
+    API_KEY, Anvil, STANDARD_PLUGINS, Server, assert_books_balance, client, submit_in_chunks, watched_plugins,
+    write_config,
+};
+use switchyard::queue::RetryPolicy;
+
+const WORKERS: usize = 8;
+
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    // `cargo bench` passes `--bench`; the rest are the parts to run.
+    let parts: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let wanted = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
+    if Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!("wrk is not installed: scripts/bench-load.sh installs it (apt-get install wrk)");
+        std::process::exit(2);
+    }
+    let seconds = setting("SWITCHYARD_LOAD_SECONDS", 10);
+    if wanted("accept") {
+        accept(Backend::Embedded, seconds).await;
+        accept(Backend::PostgresRabbitMq, seconds).await;
+    }
+    if wanted("confirmed") {
+        let transactions = setting("SWITCHYARD_LOAD_TRANSACTIONS", 2000) as usize;
+        println!("\n## Confirmed transactions per second ({transactions} transactions, {} workers)\n", 4 * WORKERS);
+        println!("| relayers | accepted in | all confirmed in | confirmed tx/s |\n|---|---|---|---|");
+        for relayers in [1, 3, 10] {
+            confirmed(relayers, transactions).await;
+        }
+    }
+    if wanted("swap") {
+        swap(seconds.max(10)).await;
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Embedded,
+    PostgresRabbitMq,
+}
+
+impl Backend {
+    /// The environment that points `serve` at the backend; `None` when a
+    /// service is unreachable (the reason is printed).
+    async fn env(self) -> Option<Vec<(String, String)>> {
+        match self {
+            Backend::Embedded => Some(Vec::new()),
+            Backend::PostgresRabbitMq => {
+                let database = fresh_url(Database::Postgres).await?;
+                let queue = fresh_amqp_name("load", &RetryPolicy::default()).await?;
+                Some(
+                    [
+                        ("DATABASE_URL", database),
+                        ("DATABASE__MIGRATE", "true".into()),
+                        ("QUEUE_URL", amqp_url()),
+                        ("QUEUE__NAME", queue),
+                    ]
+                    .map(|(key, value)| (format!("SWITCHYARD_{key}"), value))
+                    .into(),
+                )
+            }
+        }
+    }
+}
+
+/// A fresh chain and a fresh `serve` with `relayers` relayers.
+async fn relay(
+    dir: &Path,
+    backend: Backend,
+    relayers: usize,
+    workers: usize,
+    extra: &[(String, String)],
+) -> Option<(Anvil, Server)> {
+    let block_time = std::env::var("SWITCHYARD_LOAD_BLOCK_TIME").unwrap_or_default();
+    let anvil =
+        if block_time.is_empty() { Anvil::start()? } else { Anvil::start_with(&["--block-time", &block_time])? };
+    let (config, mut env) = write_config(dir, &anvil, relayers, workers, STANDARD_PLUGINS);
+    // The tests poll the chain every 100 ms; the load runs at the default.
+    env.push(("SWITCHYARD_NETWORK__POLL_INTERVAL_MS".into(), "500".into()));
+    env.extend(backend.env().await?);
+    env.extend(extra.iter().cloned());
+    let server = Server::start(&config, &env);
+    Some((anvil, server))
+}
+
+async fn accept(backend: Backend, seconds: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_anvil, server)) = relay(dir.path(), backend, 3, WORKERS, &[]).await else { return };
+    let script = post_script(dir.path());
+    // Warm-up: connections, the plugins' instance pool, the page cache.
+    wrk(&server.url, &script, 32, 3);
+    println!("\n## API accept, {backend:?} ({seconds} s per row, wrk -t1, 3 relayers, {WORKERS} workers relaying)\n");
+    println!("| connections | requests/s | p50 | p99 | max | failed | stored/answered 200 |");
+    println!("|---|---|---|---|---|---|---|");
+    for connections in [8, 32, 128] {
+        let before = stored(&server).await;
+        let run = wrk(&server.url, &script, connections, seconds);
+        let after = stored(&server).await;
+        let answered = run.requests.saturating_sub(run.failed);
+        // Requests in flight when wrk stopped may still have been stored.
+        assert!(
+            (answered..=answered + connections as u64).contains(&(after - before)),
+            "{answered} answered 200 but the store holds {} more",
+            after - before
+        );
+        println!(
+            "| {connections} | {:.0} | {:?} | {:?} | {:?} | {} | {}/{answered} |",
+            run.rate,
+            run.p50,
+            run.p99,
+            run.max,
+            run.failed,
+            after - before
+        );
+    }
+    server.stop();
+}
+
+/// A wrk script that submits one transaction per request.
+fn post_script(dir: &Path) -> std::path::PathBuf {
+    let body = json!({ "to": support::relay::recipient(1), "value": 1, "speed": "fast" });
+    let script = format!(
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
+         wrk.headers[\"Authorization\"] = \"Bearer {API_KEY}\"\nwrk.body = '{body}'\n"
+    );
+    let path = dir.join("submit.lua");
+    std::fs::write(&path, script).unwrap();
+    path
+}
+
+/// What one wrk run measured.
+#[derive(Debug)]
+struct WrkRun {
+    requests: u64,
+    /// Answers other than 2xx/3xx, and socket errors.
+    failed: u64,
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+fn wrk(url: &str, script: &Path, connections: usize, seconds: u64) -> WrkRun {
+    let output = Command::new("wrk")
+        .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency", "--timeout", "10s", "-s"])
+        .arg(script)
+        .arg(format!("{url}/api/v1/transactions"))
+        .output()
+        .expect("run wrk");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "wrk failed: {text}{}", String::from_utf8_lossy(&output.stderr));
+    parse_wrk(&text).unwrap_or_else(|| panic!("cannot read wrk's report:\n{text}"))
+}
+
+fn parse_wrk(text: &str) -> Option<WrkRun> {
+    let words = |prefix: &str| {
+        text.lines().map(str::trim).find(|l| l.starts_with(prefix)).map(|l| l.split_whitespace().collect::<Vec<_>>())
+    };
+    let duration = |s: &str| -> Option<Duration> {
+        let split = s.find(|c: char| c.is_ascii_alphabetic())?;
+        let (value, unit) = (s[..split].parse::<f64>().ok()?, &s[split..]);
+        let seconds = match unit {
+            "us" => value / 1e6,
+            "ms" => value / 1e3,
+            "s" => value,
+            "m" => value * 60.0,
+            _ => return None,
+        };
+        Some(Duration::from_secs_f64(seconds))
+    };
+    let requests = text.lines().find(|l| l.contains(" requests in "))?.split_whitespace().next()?.parse().ok()?;
+    let socket_errors: u64 = words("Socket errors:")
+        .map_or(0, |w| w.iter().filter_map(|word| word.trim_end_matches(',').parse::<u64>().ok()).sum());
+    let non_2xx: u64 = words("Non-2xx or 3xx responses:").map_or(Some(0), |w| w.last()?.parse().ok())?;
+    Some(WrkRun {
+        requests,
+        failed: non_2xx + socket_errors,
+        rate: words("Requests/sec:")?.get(1)?.parse().ok()?,
+        p50: duration(words("50%")?.get(1)?)?,
+        p99: duration(words("99%")?.get(1)?)?,
+        max: duration(words("Latency")?.get(3)?)?,
+    })
+}
+
+/// The server's `/metrics` scrape, which counts the store on each call.
+async fn metrics(server: &Server) -> String {
+    let response = client().get(format!("{}/metrics", server.url)).bearer_auth(API_KEY).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+/// `switchyard_transactions` by status, summed over `statuses` (all when empty).
+async fn census(server: &Server, statuses: &[&str]) -> u64 {
+    metrics(server)
+        .await
+        .lines()
+        .filter_map(|line| line.strip_prefix("switchyard_transactions{status=\""))
+        .filter_map(|rest| rest.split_once("\"} "))
+        .filter(|(status, _)| statuses.is_empty() || statuses.contains(status))
+        .map(|(_, count)| count.trim().parse::<u64>().unwrap())
+        .sum()
+}
+
+async fn stored(server: &Server) -> u64 {
+    census(server, &[]).await
+}
+
+async fn confirmed(relayers: usize, transactions: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((anvil, server)) = relay(dir.path(), Backend::Embedded, relayers, 4 * WORKERS, &[]).await else {
+        return;
+    };
+    let start = Instant::now();
+    let ids = submit_in_chunks(&server, 0..transactions, 64).await;
+    let accepted_in = start.elapsed();
+    while census(&server, &["confirmed"]).await < transactions as u64 {
+        let unfinished = census(&server, &["pending", "sent", "submitted", "mined"]).await;
+        assert!(
+            unfinished > 0 || start.elapsed() < Duration::from_secs(1),
+            "nothing is left to confirm, yet not all confirmed:\n{}",
+            metrics(&server).await
+        );
+        assert!(start.elapsed() < Duration::from_secs(900), "not all confirmed within 15 minutes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = start.elapsed();
+    println!("| {relayers} | {accepted_in:.1?} | {elapsed:.1?} | {:.0} |", transactions as f64 / elapsed.as_secs_f64());
+    let attempted: Vec<usize> = (0..transactions).collect();
+    assert_books_balance(&anvil, &server, relayers, &ids, &attempted).await;
+    server.stop();
+}
+
+/// The selector's file swapped between two plugins every 2 s while wrk
+/// submits and the workers select for the backlog.
+async fn swap(seconds: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (plugins, watching) = watched_plugins(dir.path());
+    let Some((_anvil, server)) = relay(dir.path(), Backend::Embedded, 3, WORKERS, &watching).await else { return };
+    let script = post_script(dir.path());
+    wrk(&server.url, &script, 32, 3);
+    let failures_before = plugin_failures(&server).await;
+    let (url, wrk_script) = (server.url.clone(), script.clone());
+    let load = std::thread::spawn(move || wrk(&url, &wrk_script, 32, seconds));
+    let mut serving = active_selector(&server).await;
+    let mut took = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(seconds) - Duration::from_secs(2);
+    for file in ["selector_least_pending", "selector_round_robin"].iter().cycle() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if Instant::now() > deadline {
+            break;
+        }
+        let written = Instant::now();
+        std::fs::write(plugins.join("selector_round_robin.wasm"), support::example(file)).unwrap();
+        loop {
+            let now = active_selector(&server).await;
+            if now != serving {
+                serving = now;
+                break;
+            }
+            assert!(written.elapsed() < Duration::from_secs(10), "{file} did not serve within 10 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        took.push(written.elapsed());
+    }
+    let run = load.join().unwrap();
+    let failures = plugin_failures(&server).await - failures_before;
+    took.sort();
+    println!("\n## Hot swap under load ({seconds} s of wrk -t1 -c32, {WORKERS} workers relaying)\n");
+    println!("| swaps | write → serving p50 | max | requests/s | p99 | failed | plugin failures |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {:.1?} | {:.1?} | {:.0} | {:?} | {} | {failures} |",
+        took.len(),
+        took[took.len() / 2],
+        took[took.len() - 1],
+        run.rate,
+        run.p99,
+        run.failed
+    );
+    assert_eq!(run.failed, 0, "requests failed during the swaps");
+    server.stop();
+}
+
+/// The serving selector's version hash.
+async fn active_selector(server: &Server) -> String {
+    let (status, body) = server.get("/api/v1/plugins").await;
+    assert_eq!(status, 200, "{body}");
+    let selector = body["data"].as_array().unwrap().iter().find(|p| p["kind"] == "selector").cloned();
+    selector.and_then(|s| s["version_hash"].as_str().map(String::from)).unwrap_or_default()
+}
+
+/// Plugin calls that failed or fell back to the built-in default.
+async fn plugin_failures(server: &Server) -> u64 {
+    metrics(server)
+        .await
+        .lines()
+        .filter(|l| {
+            l.starts_with("switchyard_plugin_failures_total") || l.starts_with("switchyard_plugin_fallbacks_total")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
