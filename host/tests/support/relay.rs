@@ -66,6 +66,8 @@ impl Anvil {
         let dir = tempfile::tempdir().unwrap();
         let accounts = dir.path().join("accounts.json");
         let port = free_port();
+        // Eleven keys: `write_config` gives up to ten relayers keys from the
+        // second on.
         let child = Command::new(binary)
             .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--silent", "--accounts", "11"])
             .args(args)
