@@ -30,8 +30,8 @@ use serde_json::json;
 use support::brokers::{amqp_url, fresh_amqp_name};
 use support::databases::{Server as Database, fresh_url};
 use support::relay::{
-    API_KEY, Anvil, STANDARD_PLUGINS, Server, assert_books_balance, client, submit_in_chunks, watched_plugins,
-    write_config,
+    API_KEY, Anvil, STANDARD_PLUGINS, Server, assert_books_balance, series, series_values, submit_in_chunks,
+    watched_plugins, write_config,
 };
 use switchyard::queue::RetryPolicy;
 
@@ -217,27 +217,18 @@ fn parse_wrk(text: &str) -> Option<WrkRun> {
     })
 }
 
-/// The server's `/metrics` scrape, which counts the store on each call.
-async fn metrics(server: &Server) -> String {
-    let response = client().get(format!("{}/metrics", server.url)).bearer_auth(API_KEY).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    response.text().await.unwrap()
-}
-
-/// `switchyard_transactions` by status, summed over `statuses` (all when empty).
+/// `switchyard_transactions` summed over `statuses` (a scrape counts the
+/// store).
 async fn census(server: &Server, statuses: &[&str]) -> u64 {
-    metrics(server)
-        .await
-        .lines()
-        .filter_map(|line| line.strip_prefix("switchyard_transactions{status=\""))
-        .filter_map(|rest| rest.split_once("\"} "))
-        .filter(|(status, _)| statuses.is_empty() || statuses.contains(status))
-        .map(|(_, count)| count.trim().parse::<u64>().unwrap())
-        .sum()
+    let metrics = server.metrics().await;
+    let count = |status: &str| series(&metrics, "switchyard_transactions", &[("status", status)]).unwrap_or(0.0);
+    statuses.iter().map(|status| count(status)).sum::<f64>() as u64
 }
 
+/// Every transaction the store holds.
 async fn stored(server: &Server) -> u64 {
-    census(server, &[]).await
+    let metrics = server.metrics().await;
+    series_values(&metrics, "switchyard_transactions", &[]).sum::<f64>() as u64
 }
 
 async fn confirmed(relayers: usize, transactions: usize) {
@@ -253,7 +244,7 @@ async fn confirmed(relayers: usize, transactions: usize) {
         assert!(
             unfinished > 0 || start.elapsed() < Duration::from_secs(1),
             "nothing is left to confirm, yet not all confirmed:\n{}",
-            metrics(&server).await
+            server.metrics().await
         );
         assert!(start.elapsed() < Duration::from_secs(900), "not all confirmed within 15 minutes");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -265,7 +256,7 @@ async fn confirmed(relayers: usize, transactions: usize) {
     server.stop();
 }
 
-/// The selector's file swapped between two plugins every 2 s while wrk
+/// The selector's file swapped between two plugins every second while wrk
 /// submits and the workers select for the backlog.
 async fn swap(seconds: u64) {
     let dir = tempfile::tempdir().unwrap();
@@ -326,12 +317,7 @@ async fn active_selector(server: &Server) -> String {
 
 /// Plugin calls that failed or fell back to the built-in default.
 async fn plugin_failures(server: &Server) -> u64 {
-    metrics(server)
-        .await
-        .lines()
-        .filter(|l| {
-            l.starts_with("switchyard_plugin_failures_total") || l.starts_with("switchyard_plugin_fallbacks_total")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    let metrics = server.metrics().await;
+    let names = ["switchyard_plugin_failures_total", "switchyard_plugin_fallbacks_total"];
+    names.iter().flat_map(|name| series_values(&metrics, name, &[])).sum::<f64>() as u64
 }

@@ -366,8 +366,7 @@ async fn a_relayer_below_the_minimum_balance_is_disabled_until_funded() {
     assert!(reasons.contains("below the minimum 1000000000000000 wei"), "{disabled:#}");
     let (_, listed) = server.get("/api/v1/relayers/relayer-2").await;
     assert!(listed["data"]["disabled_reason"].as_str().unwrap().contains("below the minimum"), "{listed}");
-    let metrics = support::relay::client().get(format!("{}/metrics", server.url)).send().await.unwrap();
-    let metrics = metrics.text().await.unwrap();
+    let metrics = server.metrics().await;
     for series in [
         r#"switchyard_relayer_low_balance{relayer="relayer-2"} 1"#,
         r#"switchyard_relayer_state{relayer="relayer-2",state="disabled"} 1"#,

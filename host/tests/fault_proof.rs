@@ -13,20 +13,12 @@ use std::time::Duration;
 use serde_json::Value;
 use support::databases::OwnPostgres;
 use support::relay::{
-    Anvil, EventStream, Load, Outcome, STANDARD_PLUGINS, Server, assert_books_balance, relayed, watched_plugins,
-    write_config,
+    Anvil, EventStream, Load, Outcome, STANDARD_PLUGINS, Server, accepted, assert_books_balance, attempted, relayed,
+    watched_plugins, write_config,
 };
 
 const RELAYERS: usize = 3;
 const WORKERS: usize = 4;
-
-fn accepted(outcomes: &[Outcome]) -> Vec<String> {
-    outcomes.iter().filter_map(|o| o.answer.clone().ok()).collect()
-}
-
-fn attempted(outcomes: &[Outcome]) -> Vec<usize> {
-    outcomes.iter().map(|o| o.index).collect()
-}
 
 /// Sum of the relayers' on-chain nonces: how many transactions landed.
 async fn landed(anvil: &Anvil, server: &Server) -> u64 {

@@ -11,27 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::relay::{API_KEY, Anvil, STANDARD_PLUGINS, Server, client, submit, write_config};
+use support::relay::{API_KEY, Anvil, STANDARD_PLUGINS, Server, client, series, submit, write_config};
 
 /// The standard plugins, but the selector is whatever `selector.wasm` holds.
 fn plugin_slots() -> String {
     STANDARD_PLUGINS.replace("selector_round_robin.wasm", "selector.wasm") + "[log]\nformat = \"json\"\n"
-}
-
-/// The value of the series `name` whose labels include every `labels` pair.
-fn series(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    metrics.lines().filter(|line| !line.starts_with('#')).find_map(|line| {
-        let (key, value) = line.rsplit_once(' ')?;
-        let (metric, rest) = key.split_once('{').unwrap_or((key, ""));
-        let matches = metric == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
-        matches.then(|| value.parse().unwrap())
-    })
-}
-
-async fn scrape(server: &Server) -> String {
-    let answer = client().get(format!("{}/metrics", server.url)).send().await.unwrap();
-    assert_eq!(answer.status(), 200);
-    answer.text().await.unwrap()
 }
 
 /// The `switchyard_*` series a deploy/ file names, histogram suffixes cut.
@@ -96,7 +80,7 @@ async fn metrics_and_logs_show_what_the_relay_did() {
     // cache) expires.
     let deadline = Instant::now() + Duration::from_secs(30);
     let metrics = loop {
-        let metrics = scrape(&server).await;
+        let metrics = server.metrics().await;
         let rejected = [("kind", "selector"), ("result", "rejected")];
         if series(&metrics, "switchyard_plugin_swaps_total", &rejected) == Some(1.0)
             && series(&metrics, "switchyard_relayer_nonce", &[("relayer", "relayer-1")]) == Some(4.0)

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::brokers::{Proxy, amqp_url, fresh_amqp_name};
 use support::databases::{Server as Database, fresh_url};
-use support::relay::{Anvil, Load, STANDARD_PLUGINS, Server, assert_books_balance, write_config};
+use support::relay::{Anvil, Load, STANDARD_PLUGINS, Server, accepted, assert_books_balance, attempted, write_config};
 use switchyard::queue::RetryPolicy;
 use switchyard::relayers::cache::{CacheSettings, HealthCache, RedisCache};
 
@@ -105,10 +105,9 @@ async fn two_replicas_on_postgres_and_rabbitmq_keep_accepting_through_a_30_s_bro
 
     let failed: Vec<_> = outcomes.iter().filter(|o| o.answer.is_err()).collect();
     assert!(failed.is_empty(), "the API refused submissions around the outage: {failed:?}");
-    let ids: Vec<String> = outcomes.iter().map(|o| o.answer.clone().unwrap()).collect();
-    let indices: Vec<usize> = outcomes.iter().map(|o| o.index).collect();
+    let ids = accepted(&outcomes);
     let txs = replicas[0].wait_final(&ids, Duration::from_secs(300)).await;
-    assert_books_balance(&anvil, &replicas[1], RELAYERS, &ids, &indices).await;
+    assert_books_balance(&anvil, &replicas[1], RELAYERS, &ids, &attempted(&outcomes)).await;
     let relayers: std::collections::BTreeSet<&str> = txs.iter().map(|tx| tx["relayer_id"].as_str().unwrap()).collect();
     assert_eq!(relayers.len(), RELAYERS, "every relayer took part");
     for replica in &replicas {

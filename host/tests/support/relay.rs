@@ -271,6 +271,13 @@ impl Server {
         (Server { url, stdout: printed, child }, stderr)
     }
 
+    /// A scrape of `/metrics` (open to anyone, like a Prometheus target).
+    pub async fn metrics(&self) -> String {
+        let answer = client().get(format!("{}/metrics", self.url)).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        answer.text().await.unwrap()
+    }
+
     /// SIGTERM, then waits: the exit status of a graceful drain.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
@@ -362,6 +369,26 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The values of the series `name` in a scrape whose labels include every
+/// `labels` pair.
+pub fn series_values<'a>(
+    metrics: &'a str,
+    name: &'a str,
+    labels: &'a [(&str, &str)],
+) -> impl Iterator<Item = f64> + 'a {
+    metrics.lines().filter(|line| !line.starts_with('#')).filter_map(move |line| {
+        let (key, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = key.split_once('{').unwrap_or((key, ""));
+        let matches = metric == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+        matches.then(|| value.parse().unwrap())
+    })
+}
+
+/// The first of [`series_values`].
+pub fn series(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    series_values(metrics, name, labels).next()
 }
 
 /// A recipient no one else pays: its balance proves how often its
@@ -534,6 +561,16 @@ impl Load {
         outcomes.sort_by_key(|o| o.index);
         outcomes
     }
+}
+
+/// The ids of the accepted requests of a [`Load`].
+pub fn accepted(outcomes: &[Outcome]) -> Vec<String> {
+    outcomes.iter().filter_map(|o| o.answer.clone().ok()).collect()
+}
+
+/// The recipient index of every request of a [`Load`], answered or not.
+pub fn attempted(outcomes: &[Outcome]) -> Vec<usize> {
+    outcomes.iter().map(|o| o.index).collect()
 }
 
 /// Every transaction the relayers `relayer-1..=relayers` hold, as their
