@@ -64,10 +64,11 @@ impl Relay {
     /// Stores an accepted request; when a racing retry stored its key
     /// first, answers with that one's transaction.
     pub(super) async fn persist(&self, new: NewTransaction) -> Result<Transaction, SubmitError> {
-        match self.store.insert(&new).await {
-            Ok(()) => Ok(new.into_pending()),
+        let (api_key_id, idempotency) = (new.request.api_key_id.clone(), new.idempotency.clone());
+        match self.commits.insert(new).await {
+            Ok(stored) => Ok(stored.into_pending()),
             Err(StoreError::IdempotencyKeyTaken(_)) => {
-                let replayed = self.replay(&new.request.api_key_id, new.idempotency.as_ref()).await?;
+                let replayed = self.replay(&api_key_id, idempotency.as_ref()).await?;
                 replayed.ok_or_else(|| SubmitError::Store(StoreError::Database("an idempotency key vanished".into())))
             }
             Err(error) => Err(error.into()),

@@ -2,6 +2,7 @@
 //! store and outbox), queue, worker (selector, nonce, fee, signer, chain),
 //! watcher (receipts, status).
 
+mod commit;
 mod gasless;
 mod idempotency;
 mod pricing;
@@ -103,6 +104,7 @@ pub struct Relay {
     pub chain: Chain,
     pub settings: RelaySettings,
     usage: DailyCount,
+    commits: commit::GroupCommit,
     /// Blocks the watcher has read since start.
     blocks_scanned: AtomicU64,
 }
@@ -119,6 +121,8 @@ pub struct Submission {
 }
 
 impl Relay {
+    /// Starts the writers that store submissions, so it needs a Tokio
+    /// runtime.
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
@@ -129,6 +133,7 @@ impl Relay {
     ) -> Self {
         Relay {
             keys: Keys::new(store.clone()),
+            commits: commit::GroupCommit::start(store.clone()),
             store,
             queue,
             plugins,

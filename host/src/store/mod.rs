@@ -595,7 +595,14 @@ pub trait WebhookStore: Send + Sync + fmt::Debug + 'static {
 pub trait Store: KeyStore + EventStore + WebhookStore + Send + Sync + fmt::Debug + 'static {
     /// Persists an accepted request together with its queue entry, in one
     /// database transaction (the outbox): both or neither.
-    async fn insert(&self, tx: &NewTransaction) -> Result<(), StoreError>;
+    async fn insert(&self, tx: &NewTransaction) -> Result<(), StoreError> {
+        self.insert_many(std::slice::from_ref(tx)).await
+    }
+
+    /// Persists accepted requests as [`Store::insert`] does, all in one
+    /// database transaction: all or none. Which request failed is not told
+    /// apart: insert them one by one for that.
+    async fn insert_many(&self, txs: &[NewTransaction]) -> Result<(), StoreError>;
 
     async fn get(&self, id: &str) -> Result<Option<Transaction>, StoreError>;
 

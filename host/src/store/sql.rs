@@ -27,8 +27,8 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row};
 
 use super::{
-    Attempt, Census, Checkpoint, DecisionRecord, Holder, IdempotentOrigin, Lane, MinedIn, NewTransaction,
-    NonceAssignment, Page, Purpose, RelayerCounts, Store, StoreError, Transaction, TxStatus, now_ms,
+    Attempt, Census, Checkpoint, DecisionRecord, EventKind, Holder, Idempotency, IdempotentOrigin, Lane, MinedIn,
+    NewTransaction, NonceAssignment, Page, Purpose, RelayerCounts, Store, StoreError, Transaction, TxStatus, now_ms,
 };
 use crate::config::redact_url;
 use crate::plugins::TxRequest;
@@ -43,6 +43,11 @@ static MYSQL: Migrator = sqlx::migrate!("../migrations/mysql");
 /// How often a statement that lost a deadlock or serialization race is
 /// tried again before the error is returned.
 const CONTENTION_RETRIES: u32 = 5;
+
+/// Bound values per statement: SQLite's lowest limit (999) fits them all.
+const MAX_BINDS: usize = 999;
+
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -322,58 +327,115 @@ impl SqlStore {
         Ok(self.with_details(row.into_iter().collect()).await?.pop())
     }
 
-    /// Inserts an accepted request with its decisions and queue entry.
-    async fn insert_in(&self, dbtx: &mut sqlx::Transaction<'_, Any>, tx: &NewTransaction) -> Result<(), StoreError> {
-        if let Some(idempotency) = &tx.idempotency {
-            let inserted = sqlx::query(&self.backend.sql(
-                "INSERT INTO idempotency_keys (api_key_id, idempotency_key, fingerprint, transaction_id, created_at)
-                 VALUES (?, ?, ?, ?, ?)",
-            ))
-            .bind(&tx.request.api_key_id)
-            .bind(&idempotency.key)
-            .bind(&idempotency.fingerprint)
-            .bind(&tx.request.id)
-            .bind(tx.created_at)
-            .execute(&mut **dbtx)
-            .await;
-            match inserted {
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                    return Err(StoreError::IdempotencyKeyTaken(idempotency.key.clone()));
-                }
+    /// Inserts accepted requests with their decisions, status events and
+    /// queue entries: a few multi-row statements, however many requests.
+    async fn insert_in(&self, dbtx: &mut sqlx::Transaction<'_, Any>, txs: &[NewTransaction]) -> Result<(), StoreError> {
+        let keyed: Vec<(&NewTransaction, &Idempotency)> =
+            txs.iter().filter_map(|tx| Some((tx, tx.idempotency.as_ref()?))).collect();
+        let head =
+            "INSERT INTO idempotency_keys (api_key_id, idempotency_key, fingerprint, transaction_id, created_at)";
+        let taken = |rows: &[(&NewTransaction, &Idempotency)]| {
+            StoreError::IdempotencyKeyTaken(names(rows.iter().map(|(_, i)| i.key.as_str())))
+        };
+        self.insert_rows(dbtx, head, 5, &keyed, taken, |query, (tx, idempotency)| {
+            Ok(query
+                .bind(&tx.request.api_key_id)
+                .bind(&idempotency.key)
+                .bind(&idempotency.fingerprint)
+                .bind(&tx.request.id)
+                .bind(tx.created_at))
+        })
+        .await?;
+        let head = "INSERT INTO transactions (id, relayer_id, chain_id, status, to_address, value, data, gas_limit,
+                 speed, api_key_id, hints, valid_until, created_at, updated_at)";
+        let taken =
+            |rows: &[NewTransaction]| StoreError::Duplicate(names(rows.iter().map(|tx| tx.request.id.as_str())));
+        self.insert_rows(dbtx, head, 14, txs, taken, |query, tx| {
+            Ok(query
+                .bind(&tx.request.id)
+                .bind(&tx.relayer_id)
+                .bind(to_i64(tx.request.chain_id)?)
+                .bind(TxStatus::Pending.as_str())
+                .bind(tx.request.to.map(|a| a.to_string()))
+                .bind(tx.request.value.to_string())
+                .bind(&tx.request.data)
+                .bind(tx.request.gas_limit.map(to_i64).transpose()?)
+                .bind(tx.request.speed.as_str())
+                .bind(&tx.request.api_key_id)
+                .bind(json(&tx.request.hints)?)
+                .bind(tx.valid_until)
+                .bind(tx.created_at)
+                .bind(tx.created_at))
+        })
+        .await?;
+        let decisions: Vec<(&str, &DecisionRecord)> =
+            txs.iter().flat_map(|tx| tx.decisions.iter().map(|d| (tx.request.id.as_str(), d))).collect();
+        let head = "INSERT INTO decisions (transaction_id, record)";
+        self.insert_rows(
+            dbtx,
+            head,
+            2,
+            &decisions,
+            |_| unique_violation("decisions"),
+            |query, (id, decision)| Ok(query.bind(*id).bind(json(decision)?)),
+        )
+        .await?;
+        // What `status_event` would append for a pending transaction.
+        let head = "INSERT INTO events (kind, transaction_id, relayer_id, status, created_at)";
+        let at = now_ms();
+        self.insert_rows(
+            dbtx,
+            head,
+            5,
+            txs,
+            |_| unique_violation("events"),
+            |query, tx| {
+                Ok(query
+                    .bind(EventKind::TransactionStatus.as_str())
+                    .bind(&tx.request.id)
+                    .bind(&tx.relayer_id)
+                    .bind(TxStatus::Pending.as_str())
+                    .bind(at))
+            },
+        )
+        .await?;
+        let head = "INSERT INTO outbox (transaction_id, state, available_at, created_at)";
+        self.insert_rows(
+            dbtx,
+            head,
+            4,
+            txs,
+            |_| unique_violation("outbox"),
+            |query, tx| Ok(query.bind(&tx.request.id).bind("queued").bind(tx.created_at).bind(tx.created_at)),
+        )
+        .await
+    }
+
+    /// `head VALUES (…), (…)` for every row, in statements of at most
+    /// [`MAX_BINDS`] values; a unique violation is `taken` of the rows.
+    async fn insert_rows<T: Sync>(
+        &self,
+        dbtx: &mut sqlx::Transaction<'_, Any>,
+        head: &str,
+        columns: usize,
+        rows: &[T],
+        taken: impl Fn(&[T]) -> StoreError + Send,
+        bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> Result<AnyQuery<'q>, StoreError> + Send,
+    ) -> Result<(), StoreError> {
+        for chunk in rows.chunks((MAX_BINDS / columns).max(1)) {
+            let placeholders = format!("({})", vec!["?"; columns].join(", "));
+            let sql = format!("{head} VALUES {}", vec![placeholders; chunk.len()].join(", "));
+            let sql = self.backend.sql(&sql);
+            let mut query = sqlx::query(&sql);
+            for row in chunk {
+                query = bind(query, row)?;
+            }
+            match query.execute(&mut **dbtx).await {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(taken(chunk)),
                 other => other.map_err(db)?,
             };
         }
-        let inserted = sqlx::query(&self.backend.sql(
-            "INSERT INTO transactions (id, relayer_id, chain_id, status, to_address, value, data, gas_limit, speed,
-                 api_key_id, hints, valid_until, created_at, updated_at)
-             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(&tx.request.id)
-        .bind(tx.relayer_id.clone())
-        .bind(to_i64(tx.request.chain_id)?)
-        .bind(tx.request.to.map(|a| a.to_string()))
-        .bind(tx.request.value.to_string())
-        .bind(tx.request.data.clone())
-        .bind(tx.request.gas_limit.map(to_i64).transpose()?)
-        .bind(tx.request.speed.as_str())
-        .bind(&tx.request.api_key_id)
-        .bind(json(&tx.request.hints)?)
-        .bind(tx.valid_until)
-        .bind(tx.created_at)
-        .bind(tx.created_at)
-        .execute(&mut **dbtx)
-        .await;
-        match inserted {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(StoreError::Duplicate(tx.request.id.clone()));
-            }
-            other => other.map_err(db)?,
-        };
-        for decision in &tx.decisions {
-            self.append_decision(dbtx, &tx.request.id, decision).await?;
-        }
-        self.status_event(dbtx, &tx.request.id).await?;
-        self.enqueue(dbtx, &tx.request.id, tx.created_at).await
+        Ok(())
     }
 
     /// A queue entry for the transaction, committed with the change that
@@ -454,7 +516,7 @@ impl SqlStore {
             };
             self.append_decision(&mut dbtx, &id, &record).await?;
         }
-        self.insert_in(&mut dbtx, filler).await?;
+        self.insert_in(&mut dbtx, std::slice::from_ref(filler)).await?;
         sqlx::query(&self.backend.sql(
             "UPDATE transactions SET status = 'sent', nonce = ?, hash = ?, max_fee = ?, priority_fee = ?,
                  gas_limit = ?, sent_at = ?
@@ -704,9 +766,12 @@ macro_rules! contended {
 
 #[async_trait]
 impl Store for SqlStore {
-    async fn insert(&self, tx: &NewTransaction) -> Result<(), StoreError> {
+    async fn insert_many(&self, txs: &[NewTransaction]) -> Result<(), StoreError> {
+        if txs.is_empty() {
+            return Ok(());
+        }
         let mut dbtx = self.pool.begin().await.map_err(db)?;
-        self.insert_in(&mut dbtx, tx).await?;
+        self.insert_in(&mut dbtx, txs).await?;
         dbtx.commit().await.map_err(db)
     }
 
@@ -1359,6 +1424,15 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
+/// Names for an error about one of several rows.
+fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names.collect::<Vec<_>>().join(", ")
+}
+
+fn unique_violation(table: &str) -> StoreError {
+    StoreError::Database(format!("a row of {table} already exists"))
 }
 
 fn to_i64(v: u64) -> Result<i64, StoreError> {

@@ -92,6 +92,20 @@ pub async fn delivers_in_order_and_ack_removes(Fixture { store, queue, .. }: Fix
     assert!(matches!(queue.ack(&got[0]).await, Err(QueueError::Lost(_))), "a second ack is refused");
 }
 
+pub async fn queues_each_of_a_stored_group_once(Fixture { store, queue, .. }: Fixture) {
+    let group: Vec<_> = (0..80).map(|i| new_tx(&format!("b{i}"))).collect();
+    store.insert_many(&group).await.unwrap();
+    settles_at(&queue, QueueStats { queued: 80, in_flight: 0, dead: 0 }).await;
+    let mut delivered = std::collections::BTreeSet::new();
+    for _ in &group {
+        let d = queue.receive(WAIT).await.unwrap().expect("a delivery");
+        queue.ack(&d).await.unwrap();
+        assert!(delivered.insert(d.transaction_id.clone()), "{} delivered twice", d.transaction_id);
+    }
+    assert_eq!(delivered, group.iter().map(|tx| tx.request.id.clone()).collect());
+    settles_at(&queue, QueueStats::default()).await;
+}
+
 pub async fn retries_with_backoff_then_dead_letters(Fixture { store, queue, policy, .. }: Fixture) {
     store.insert(&new_tx("r")).await.unwrap();
     for attempt in 1..=3 {
@@ -150,6 +164,7 @@ macro_rules! queue_suite {
     ($fresh:expr) => {
         $crate::queue_suite!(@cases $fresh;
             delivers_in_order_and_ack_removes,
+            queues_each_of_a_stored_group_once,
             retries_with_backoff_then_dead_letters,
             redelivers_after_a_worker_dies_without_acking,
             dead_letters_work_that_keeps_killing_its_workers,

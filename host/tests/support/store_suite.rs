@@ -540,6 +540,52 @@ pub async fn keeps_an_idempotency_key_with_its_transaction_once(store: Arc<dyn S
     assert_eq!(landed, 1);
 }
 
+pub async fn stores_a_group_in_one_transaction_all_or_none(store: Arc<dyn Store>) {
+    use switchyard::store::{EventKind, Idempotency};
+    let keyed = |id: &str, key: &str| NewTransaction {
+        idempotency: Some(Idempotency { key: key.into(), fingerprint: "f".into() }),
+        ..new_tx(id)
+    };
+    let start = store.last_event_id().await.unwrap();
+    // More rows than one statement binds: the group spans several.
+    let group: Vec<NewTransaction> = (0..150)
+        .map(|i| match i % 3 {
+            0 => keyed(&format!("g{i}"), &format!("k{i}")),
+            1 => NewTransaction { relayer_id: Some("relayer-1".into()), ..new_tx(&format!("g{i}")) },
+            _ => {
+                let mut tx = new_tx(&format!("g{i}"));
+                tx.decisions.push(decision("policy", "second"));
+                tx
+            }
+        })
+        .collect();
+    store.insert_many(&group).await.unwrap();
+    for tx in &group {
+        assert_eq!(store.get(&tx.request.id).await.unwrap(), Some(tx.clone().into_pending()));
+    }
+    let origin = store.idempotent_origin("key-1", "k3").await.unwrap().map(|o| o.transaction_id);
+    assert_eq!(origin.as_deref(), Some("g3"));
+    let events = store.events_after(start, 1000).await.unwrap();
+    let logged: Vec<_> =
+        events.iter().map(|e| (e.kind, e.transaction_id.clone(), e.relayer_id.clone(), e.status)).collect();
+    let pending = |tx: &NewTransaction| {
+        (EventKind::TransactionStatus, Some(tx.request.id.clone()), tx.relayer_id.clone(), Some(TxStatus::Pending))
+    };
+    assert_eq!(logged, group.iter().map(pending).collect::<Vec<_>>(), "one pending event each, in order");
+
+    // One reused key or id spoils its whole group: nothing of it is stored.
+    let reused_key = store.insert_many(&[new_tx("s1"), keyed("s2", "k0")]).await.unwrap_err();
+    assert!(matches!(reused_key, StoreError::IdempotencyKeyTaken(_)), "{reused_key:?}");
+    let reused_id = store.insert_many(&[new_tx("s3"), new_tx("g1")]).await.unwrap_err();
+    assert!(matches!(reused_id, StoreError::Duplicate(_)), "{reused_id:?}");
+    for id in ["s1", "s2", "s3"] {
+        assert_eq!(store.get(id).await.unwrap(), None, "{id} was stored");
+    }
+    assert_eq!(store.idempotent_origin("key-1", "k0").await.unwrap().unwrap().transaction_id, "g0");
+    assert_eq!(store.last_event_id().await.unwrap(), events.last().unwrap().id, "a spoiled group logs nothing");
+    store.insert_many(&[]).await.unwrap();
+}
+
 pub async fn logs_each_status_change_and_appended_event_in_order(store: Arc<dyn Store>) {
     use switchyard::store::EventKind;
     let start = store.last_event_id().await.unwrap();
@@ -630,6 +676,7 @@ macro_rules! store_suite {
             keeps_the_watchers_checkpoint_per_chain,
             keeps_api_keys_with_their_digest_and_revokes_once,
             keeps_an_idempotency_key_with_its_transaction_once,
+            stores_a_group_in_one_transaction_all_or_none,
             logs_each_status_change_and_appended_event_in_order,
             leases_webhooks_to_one_owner_and_keeps_their_progress,
         );
