@@ -337,7 +337,7 @@ impl SqlStore {
         let taken = |rows: &[(&NewTransaction, &Idempotency)]| {
             StoreError::IdempotencyKeyTaken(names(rows.iter().map(|(_, i)| i.key.as_str())))
         };
-        self.insert_rows(dbtx, head, 5, &keyed, taken, |query, (tx, idempotency)| {
+        self.insert_rows(dbtx, head, 5, &keyed, Some(taken), |query, (tx, idempotency)| {
             Ok(query
                 .bind(&tx.request.api_key_id)
                 .bind(&idempotency.key)
@@ -350,7 +350,7 @@ impl SqlStore {
                  speed, api_key_id, hints, valid_until, created_at, updated_at)";
         let taken =
             |rows: &[NewTransaction]| StoreError::Duplicate(names(rows.iter().map(|tx| tx.request.id.as_str())));
-        self.insert_rows(dbtx, head, 14, txs, taken, |query, tx| {
+        self.insert_rows(dbtx, head, 14, txs, Some(taken), |query, tx| {
             Ok(query
                 .bind(&tx.request.id)
                 .bind(&tx.relayer_id)
@@ -371,67 +371,56 @@ impl SqlStore {
         let decisions: Vec<(&str, &DecisionRecord)> =
             txs.iter().flat_map(|tx| tx.decisions.iter().map(|d| (tx.request.id.as_str(), d))).collect();
         let head = "INSERT INTO decisions (transaction_id, record)";
-        self.insert_rows(
-            dbtx,
-            head,
-            2,
-            &decisions,
-            |_| unique_violation("decisions"),
-            |query, (id, decision)| Ok(query.bind(*id).bind(json(decision)?)),
-        )
+        self.insert_rows(dbtx, head, 2, &decisions, None, |query, (id, decision)| {
+            Ok(query.bind(*id).bind(json(decision)?))
+        })
         .await?;
         // What `status_event` would append for a pending transaction.
         let head = "INSERT INTO events (kind, transaction_id, relayer_id, status, created_at)";
         let at = now_ms();
-        self.insert_rows(
-            dbtx,
-            head,
-            5,
-            txs,
-            |_| unique_violation("events"),
-            |query, tx| {
-                Ok(query
-                    .bind(EventKind::TransactionStatus.as_str())
-                    .bind(&tx.request.id)
-                    .bind(&tx.relayer_id)
-                    .bind(TxStatus::Pending.as_str())
-                    .bind(at))
-            },
-        )
+        self.insert_rows(dbtx, head, 5, txs, None, |query, tx| {
+            Ok(query
+                .bind(EventKind::TransactionStatus.as_str())
+                .bind(&tx.request.id)
+                .bind(&tx.relayer_id)
+                .bind(TxStatus::Pending.as_str())
+                .bind(at))
+        })
         .await?;
         let head = "INSERT INTO outbox (transaction_id, state, available_at, created_at)";
-        self.insert_rows(
-            dbtx,
-            head,
-            4,
-            txs,
-            |_| unique_violation("outbox"),
-            |query, tx| Ok(query.bind(&tx.request.id).bind("queued").bind(tx.created_at).bind(tx.created_at)),
-        )
+        self.insert_rows(dbtx, head, 4, txs, None, |query, tx| {
+            Ok(query.bind(&tx.request.id).bind("queued").bind(tx.created_at).bind(tx.created_at))
+        })
         .await
     }
 
     /// `head VALUES (…), (…)` for every row, in statements of at most
-    /// [`MAX_BINDS`] values; a unique violation is `taken` of the rows.
+    /// [`MAX_BINDS`] values; a unique violation is `taken` of the rows,
+    /// where the table has a unique key.
     async fn insert_rows<T: Sync>(
         &self,
         dbtx: &mut sqlx::Transaction<'_, Any>,
         head: &str,
         columns: usize,
         rows: &[T],
-        taken: impl Fn(&[T]) -> StoreError + Send,
+        taken: Option<fn(&[T]) -> StoreError>,
         bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> Result<AnyQuery<'q>, StoreError> + Send,
     ) -> Result<(), StoreError> {
+        let placeholders = format!("({})", vec!["?"; columns].join(", "));
         for chunk in rows.chunks((MAX_BINDS / columns).max(1)) {
-            let placeholders = format!("({})", vec!["?"; columns].join(", "));
-            let sql = format!("{head} VALUES {}", vec![placeholders; chunk.len()].join(", "));
+            let sql = format!("{head} VALUES {}", vec![placeholders.as_str(); chunk.len()].join(", "));
             let sql = self.backend.sql(&sql);
             let mut query = sqlx::query(&sql);
             for row in chunk {
                 query = bind(query, row)?;
             }
             match query.execute(&mut **dbtx).await {
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(taken(chunk)),
+                Err(sqlx::Error::Database(e))
+                    if e.is_unique_violation()
+                        && let Some(taken) = taken =>
+                {
+                    return Err(taken(chunk));
+                }
                 other => other.map_err(db)?,
             };
         }
@@ -1429,10 +1418,6 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> Result
 /// Names for an error about one of several rows.
 fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
     names.collect::<Vec<_>>().join(", ")
-}
-
-fn unique_violation(table: &str) -> StoreError {
-    StoreError::Database(format!("a row of {table} already exists"))
 }
 
 fn to_i64(v: u64) -> Result<i64, StoreError> {
