@@ -30,7 +30,7 @@ mod store {
 
 mod queue {
     use super::*;
-    queue_suite!(fresh_pair);
+    queue_suite!(leased: fresh_pair);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

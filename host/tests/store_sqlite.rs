@@ -33,7 +33,7 @@ mod store {
 
 mod queue {
     use super::*;
-    queue_suite!(fresh_pair);
+    queue_suite!(leased: fresh_pair);
 }
 
 #[tokio::test]

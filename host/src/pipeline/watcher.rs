@@ -10,7 +10,7 @@
 //! - keeps each relayer's stats fresh for the selector, syncing its nonce
 //!   lane from the chain before it is offered at all.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use alloy_primitives::B256;
@@ -65,10 +65,12 @@ impl Watcher {
     /// transaction, then every relayer's lane.
     pub async fn poll(&self) -> Result<(), String> {
         let head = self.relay.chain.block_number().await.map_err(|e| e.to_string())?;
-        self.scan(head).await?;
         let watched = self.relay.store.in_flight(WATCHED).await.map_err(|e| e.to_string())?;
+        // What the scan settled is up to date already; the rest is checked
+        // as read.
+        let settled = self.scan(head, &watched).await?;
         let mut canonical = HashMap::new();
-        for tx in &watched {
+        for tx in watched.iter().filter(|tx| !settled.contains(tx.id())) {
             let span = tracing::info_span!("transaction", id = %tx.id());
             if let Err(error) = self.check(tx, head, &mut canonical).instrument(span).await {
                 tracing::warn!(transaction = %tx.id(), %error, "transaction check failed; retrying next tick");
@@ -83,9 +85,9 @@ impl Watcher {
     }
 
     /// Reads the blocks after the checkpoint (from a few blocks back if the
-    /// checkpoint's block was reorganized away) and settles what they
-    /// include; saves how far it got.
-    async fn scan(&self, head: u64) -> Result<(), String> {
+    /// checkpoint's block was reorganized away) and settles what of
+    /// `watched` they include; saves how far it got. The ids it settled.
+    async fn scan<'w>(&self, head: u64, watched: &'w [Transaction]) -> Result<HashSet<&'w str>, String> {
         let (chain, store) = (&self.relay.chain, &self.relay.store);
         let from = match store.checkpoint(chain.chain_id()).await.map_err(|e| e.to_string())? {
             Some(saved) => {
@@ -104,13 +106,13 @@ impl Watcher {
             }
             None => head.saturating_sub(FIRST_LOOKBACK),
         };
+        let mut settled = HashSet::new();
         if from > head {
-            return Ok(());
+            return Ok(settled);
         }
         let to = head.min(from + BLOCKS_PER_POLL - 1);
-        let watched = store.in_flight(WATCHED).await.map_err(|e| e.to_string())?;
         let mut by_hash: HashMap<B256, (&Transaction, &Attempt)> = HashMap::new();
-        for tx in &watched {
+        for tx in watched {
             for attempt in &tx.attempts {
                 if let Ok(hash) = attempt.hash.parse() {
                     by_hash.insert(hash, (tx, attempt));
@@ -129,16 +131,17 @@ impl Watcher {
                 }
             };
             let mined_in = MinedIn { number, hash: block.hash.to_string() };
-            let mut settled = Ok(());
+            let mut block_outcome = Ok(());
             for (hash, success) in &block.receipts {
                 if let Some((tx, attempt)) = by_hash.get(hash) {
-                    settled = self.included(tx, attempt, &mined_in, *success, head).await;
-                    if settled.is_err() {
+                    block_outcome = self.included(tx, attempt, &mined_in, *success, head).await;
+                    if block_outcome.is_err() {
                         break;
                     }
+                    settled.insert(tx.id());
                 }
             }
-            if let Err(error) = settled {
+            if let Err(error) = block_outcome {
                 outcome = Err(error);
                 break;
             }
@@ -152,7 +155,7 @@ impl Watcher {
                 .set(i64::try_from(block.number).unwrap_or(i64::MAX));
             store.save_checkpoint(chain.chain_id(), &Checkpoint { block }).await.map_err(|e| e.to_string())?;
         }
-        outcome
+        outcome.map(|()| settled)
     }
 
     /// Settles `tx` because `attempt` is in `block`: mined, or final once deep
@@ -185,10 +188,10 @@ impl Watcher {
             (true, Purpose::Expire, true) => Some("expired: valid_until passed and a no-op took its nonce".into()),
         };
         let text = format!("{status} in block {} (attempt {}, depth {depth})", block.number, attempt.attempt);
-        let store = &self.relay.store;
-        store.add_decision(tx.id(), &host_record("watcher", text)).await.map_err(|e| e.to_string())?;
-        store
-            .settle(tx.id(), status, reason.as_deref(), attempt.attempt, Some(block))
+        let record = host_record("watcher", text);
+        self.relay
+            .store
+            .settle(tx.id(), status, reason.as_deref(), attempt.attempt, Some(block), &record)
             .await
             .map_err(|e| e.to_string())?;
         if status.is_final()
@@ -261,10 +264,12 @@ impl Watcher {
         tracing::warn!(transaction = %tx.id(), block = mined.number, "block reorganized away: back to submitted");
         telemetry::chain_event("reorged");
         let text = format!("block {} ({}) was reorganized away: back to submitted", mined.number, mined.hash);
-        let store = &self.relay.store;
-        store.add_decision(tx.id(), &host_record("watcher", text)).await.map_err(|e| e.to_string())?;
         let reason = "its block was reorganized away; waiting to be mined again";
-        store.settle(tx.id(), TxStatus::Submitted, Some(reason), attempt.attempt, None).await.map_err(|e| e.to_string())
+        self.relay
+            .store
+            .settle(tx.id(), TxStatus::Submitted, Some(reason), attempt.attempt, None, &host_record("watcher", text))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// A submitted transaction past `valid_until` is replaced by a no-op;

@@ -27,11 +27,14 @@ pub struct EmbeddedQueue {
     policy: RetryPolicy,
 }
 
-/// The oldest entry ready to be delivered: queued and due, or held by a
-/// worker whose lease ran out.
-const READY: &str = "SELECT id FROM outbox
-     WHERE (state = 'queued' AND available_at <= ?) OR (state = 'in_flight' AND lease_until <= ?)
-     ORDER BY id LIMIT 1";
+/// An entry held by a worker whose lease ran out, oldest lease first: it is
+/// delivered again before new work, so a dead worker's entry never starves.
+const EXPIRED: &str =
+    "SELECT id FROM outbox WHERE state = 'in_flight' AND lease_until <= ? ORDER BY lease_until, id LIMIT 1";
+/// The queued entry due first. Each lookup reads one entry of its index
+/// (`outbox_leases`, `outbox_ready`): a claim costs the same at any backlog.
+const DUE: &str =
+    "SELECT id FROM outbox WHERE state = 'queued' AND available_at <= ? ORDER BY available_at, id LIMIT 1";
 
 impl EmbeddedQueue {
     /// A queue over the outbox of the store's database.
@@ -48,18 +51,23 @@ impl EmbeddedQueue {
             Backend::Sqlite => {
                 let sql = format!(
                     "{} RETURNING id, transaction_id, deliveries",
-                    take.replace("id = ?", &format!("id = ({READY})"))
+                    take.replace("id = ?", &format!("id = COALESCE(({EXPIRED}), ({DUE}))"))
                 );
                 sqlx::query_as(&sql).bind(lease_until).bind(now).bind(now).fetch_optional(&self.pool).await
             }
             // MySQL cannot update a table it selects from in a subquery.
             Backend::Postgres | Backend::MySql => {
                 let mut dbtx = self.pool.begin().await?;
-                let ready = format!("{READY} FOR UPDATE SKIP LOCKED");
-                let ready = self.backend.sql(&ready);
-                let Some(id) =
-                    sqlx::query_scalar::<_, i64>(&ready).bind(now).bind(now).fetch_optional(&mut *dbtx).await?
-                else {
+                let mut found = None;
+                for ready in [EXPIRED, DUE] {
+                    let locking = format!("{ready} FOR UPDATE SKIP LOCKED");
+                    let locking = self.backend.sql(&locking);
+                    found = sqlx::query_scalar::<_, i64>(&locking).bind(now).fetch_optional(&mut *dbtx).await?;
+                    if found.is_some() {
+                        break;
+                    }
+                }
+                let Some(id) = found else {
                     dbtx.rollback().await?;
                     return Ok(None);
                 };

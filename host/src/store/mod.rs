@@ -657,7 +657,8 @@ pub trait Store: KeyStore + EventStore + WebhookStore + Send + Sync + fmt::Debug
     /// Moves the transaction to `status` because attempt `attempt` was
     /// included in `block` (or, with `None`, back to submitted after a
     /// reorg): the transaction shows that attempt's hash and fees and, for a
-    /// [`Purpose::Send`], its content, whichever attempt was sent last.
+    /// [`Purpose::Send`], its content, whichever attempt was sent last;
+    /// `decision` joins its trail in the same database transaction.
     async fn settle(
         &self,
         id: &str,
@@ -665,6 +666,7 @@ pub trait Store: KeyStore + EventStore + WebhookStore + Send + Sync + fmt::Debug
         reason: Option<&str>,
         attempt: u32,
         block: Option<&MinedIn>,
+        decision: &DecisionRecord,
     ) -> Result<(), StoreError>;
 
     /// Records a fee bump, cancel or expiry no-op of a sent or submitted
@@ -747,7 +749,8 @@ pub trait Store: KeyStore + EventStore + WebhookStore + Send + Sync + fmt::Debug
     /// Appends a decision to the trail without changing anything else.
     async fn add_decision(&self, id: &str, decision: &DecisionRecord) -> Result<(), StoreError>;
 
-    /// Transactions the watcher follows: sent, submitted or mined.
+    /// Transactions the watcher follows: sent, submitted or mined, with
+    /// their attempts but not their decision trail (it reads none).
     async fn in_flight(&self, limit: u32) -> Result<Vec<Transaction>, StoreError>;
 
     /// Unfinished transactions of a relayer (for cancel-all-pending).

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, AnyQueryResult, AnyRow};
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 
 use super::{
     Attempt, Census, Checkpoint, DecisionRecord, EventKind, Holder, Idempotency, IdempotentOrigin, Lane, MinedIn,
@@ -46,6 +46,8 @@ const CONTENTION_RETRIES: u32 = 5;
 
 /// Bound values per statement: SQLite's lowest limit (999) fits them all.
 const MAX_BINDS: usize = 999;
+/// A server connection idle this long is pinged before use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
 
@@ -195,6 +197,20 @@ impl SqlStore {
         // 100 ms: one connection queues statements without sleeping.
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 1 } else { options.max_connections.max(1) })
+            // sqlx pings a connection on every checkout by default: a round
+            // trip per statement run on the pool. SQLite's connection is in
+            // this process and cannot drop; a server's is pinged only after
+            // it sat idle, when a restart may have cut it (one in use that
+            // breaks is closed when it comes back, by sqlx's own check).
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if backend != Backend::Sqlite && meta.idle_for >= IDLE_BEFORE_PING {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .min_connections(u32::from(in_memory))
             .acquire_timeout(options.acquire_timeout)
             .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
@@ -287,44 +303,55 @@ impl SqlStore {
 
     /// Decodes transaction rows and fills in their decisions and attempts,
     /// each fetched in one query.
-    async fn with_details(&self, rows: Vec<AnyRow>) -> Result<Vec<Transaction>, StoreError> {
-        let mut txs = rows.iter().map(tx_from_row).collect::<Result<Vec<_>, _>>()?;
+    async fn with_details(&self, conn: &mut AnyConnection, rows: Vec<AnyRow>) -> Result<Vec<Transaction>, StoreError> {
+        let mut txs = self.with_attempts(conn, rows).await?;
         if txs.is_empty() {
             return Ok(txs);
         }
-        let ids = vec!["?"; txs.len()].join(", ");
         let mut decisions: HashMap<String, Vec<DecisionRecord>> = HashMap::new();
-        let sql = format!("SELECT transaction_id, record FROM decisions WHERE transaction_id IN ({ids}) ORDER BY id");
-        let sql = self.backend.sql(&sql);
-        let mut query = sqlx::query(&sql);
-        for tx in &txs {
-            query = query.bind(tx.id());
-        }
-        for row in query.fetch_all(&self.pool).await.map_err(db)? {
-            let record = from_json(&text(&row, "record")?, "record")?;
-            decisions.entry(text(&row, "transaction_id")?).or_default().push(record);
-        }
-        let mut attempts: HashMap<String, Vec<Attempt>> = HashMap::new();
         let sql = format!(
-            "SELECT transaction_id, {ATTEMPT_COLUMNS} FROM attempts WHERE transaction_id IN ({ids}) ORDER BY attempt"
+            "SELECT transaction_id, record FROM decisions WHERE transaction_id IN ({}) ORDER BY id",
+            placeholders(txs.len())
         );
         let sql = self.backend.sql(&sql);
         let mut query = sqlx::query(&sql);
         for tx in &txs {
             query = query.bind(tx.id());
         }
-        for row in query.fetch_all(&self.pool).await.map_err(db)? {
-            attempts.entry(text(&row, "transaction_id")?).or_default().push(attempt_from_row(&row)?);
+        for row in query.fetch_all(&mut *conn).await.map_err(db)? {
+            let record = from_json(&text(&row, "record")?, "record")?;
+            decisions.entry(text(&row, "transaction_id")?).or_default().push(record);
         }
         for tx in &mut txs {
             tx.decisions = decisions.remove(tx.id()).unwrap_or_default();
-            tx.attempts = attempts.remove(tx.id()).unwrap_or_default();
         }
         Ok(txs)
     }
 
-    async fn first(&self, row: Option<AnyRow>) -> Result<Option<Transaction>, StoreError> {
-        Ok(self.with_details(row.into_iter().collect()).await?.pop())
+    /// Decodes transaction rows and fills in their attempts (one query),
+    /// leaving the decision trail empty.
+    async fn with_attempts(&self, conn: &mut AnyConnection, rows: Vec<AnyRow>) -> Result<Vec<Transaction>, StoreError> {
+        let mut txs = rows.iter().map(tx_from_row).collect::<Result<Vec<_>, _>>()?;
+        if txs.is_empty() {
+            return Ok(txs);
+        }
+        let mut attempts: HashMap<String, Vec<Attempt>> = HashMap::new();
+        let sql = format!(
+            "SELECT transaction_id, {ATTEMPT_COLUMNS} FROM attempts WHERE transaction_id IN ({}) ORDER BY attempt",
+            placeholders(txs.len())
+        );
+        let sql = self.backend.sql(&sql);
+        let mut query = sqlx::query(&sql);
+        for tx in &txs {
+            query = query.bind(tx.id());
+        }
+        for row in query.fetch_all(&mut *conn).await.map_err(db)? {
+            attempts.entry(text(&row, "transaction_id")?).or_default().push(attempt_from_row(&row)?);
+        }
+        for tx in &mut txs {
+            tx.attempts = attempts.remove(tx.id()).unwrap_or_default();
+        }
+        Ok(txs)
     }
 
     /// Inserts accepted requests with their decisions, status events and
@@ -406,9 +433,9 @@ impl SqlStore {
         taken: Option<fn(&[T]) -> StoreError>,
         bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> Result<AnyQuery<'q>, StoreError> + Send,
     ) -> Result<(), StoreError> {
-        let placeholders = format!("({})", vec!["?"; columns].join(", "));
+        let tuple = format!("({})", placeholders(columns));
         for chunk in rows.chunks((MAX_BINDS / columns).max(1)) {
-            let sql = format!("{head} VALUES {}", vec![placeholders.as_str(); chunk.len()].join(", "));
+            let sql = format!("{head} VALUES {}", vec![tuple.as_str(); chunk.len()].join(", "));
             let sql = self.backend.sql(&sql);
             let mut query = sqlx::query(&sql);
             for row in chunk {
@@ -766,8 +793,9 @@ impl Store for SqlStore {
 
     async fn get(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
         let sql = format!("SELECT {TX_COLUMNS} FROM transactions WHERE id = ?");
-        let row = sqlx::query(&self.backend.sql(&sql)).bind(id).fetch_optional(&self.pool).await.map_err(db)?;
-        self.first(row).await
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let row = sqlx::query(&self.backend.sql(&sql)).bind(id).fetch_optional(&mut *conn).await.map_err(db)?;
+        Ok(self.with_details(&mut conn, row.into_iter().collect()).await?.pop())
     }
 
     async fn idempotent_origin(&self, api_key_id: &str, key: &str) -> Result<Option<IdempotentOrigin>, StoreError> {
@@ -791,10 +819,11 @@ impl Store for SqlStore {
     async fn list(&self, relayer_id: &str, page: u32, per_page: u32) -> Result<Page, StoreError> {
         let per_page = per_page.clamp(1, 1000);
         let offset = i64::from(page.max(1) - 1) * i64::from(per_page);
+        let mut conn = self.pool.acquire().await.map_err(db)?;
         let total: i64 =
             sqlx::query_scalar(&self.backend.sql("SELECT COUNT(*) FROM transactions WHERE relayer_id = ?"))
                 .bind(relayer_id)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *conn)
                 .await
                 .map_err(db)?;
         let sql = format!(
@@ -805,21 +834,22 @@ impl Store for SqlStore {
             .bind(relayer_id)
             .bind(i64::from(per_page))
             .bind(offset)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await
             .map_err(db)?;
-        Ok(Page { items: self.with_details(rows).await?, total: total as u64 })
+        Ok(Page { items: self.with_details(&mut conn, rows).await?, total: total as u64 })
     }
 
     async fn by_nonce(&self, relayer_id: &str, nonce: u64) -> Result<Option<Transaction>, StoreError> {
         let sql = format!("SELECT {TX_COLUMNS} FROM transactions WHERE relayer_id = ? AND nonce = ?");
+        let mut conn = self.pool.acquire().await.map_err(db)?;
         let row = sqlx::query(&self.backend.sql(&sql))
             .bind(relayer_id)
             .bind(to_i64(nonce)?)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(db)?;
-        self.first(row).await
+        Ok(self.with_details(&mut conn, row.into_iter().collect()).await?.pop())
     }
 
     async fn assign_nonce(
@@ -926,6 +956,7 @@ impl Store for SqlStore {
         reason: Option<&str>,
         attempt: u32,
         block: Option<&MinedIn>,
+        decision: &DecisionRecord,
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let mut dbtx = self.pool.begin().await.map_err(db)?;
@@ -975,6 +1006,7 @@ impl Store for SqlStore {
         .await
         .map_err(db)?;
         found(&settled, id)?;
+        self.append_decision(&mut dbtx, id, decision).await?;
         self.status_event(&mut dbtx, id).await?;
         dbtx.commit().await.map_err(db)
     }
@@ -1231,9 +1263,10 @@ impl Store for SqlStore {
             "SELECT {TX_COLUMNS} FROM transactions WHERE status IN ('sent', 'submitted', 'mined')
              ORDER BY updated_at LIMIT ?"
         );
+        let mut conn = self.pool.acquire().await.map_err(db)?;
         let rows =
-            sqlx::query(&self.backend.sql(&sql)).bind(i64::from(limit)).fetch_all(&self.pool).await.map_err(db)?;
-        self.with_details(rows).await
+            sqlx::query(&self.backend.sql(&sql)).bind(i64::from(limit)).fetch_all(&mut *conn).await.map_err(db)?;
+        self.with_attempts(&mut conn, rows).await
     }
 
     async fn unfinished(&self, relayer_id: &str) -> Result<Vec<Transaction>, StoreError> {
@@ -1242,16 +1275,24 @@ impl Store for SqlStore {
              WHERE relayer_id = ? AND status IN ('pending', 'sent', 'submitted', 'mined')
              ORDER BY nonce"
         );
-        let rows = sqlx::query(&self.backend.sql(&sql)).bind(relayer_id).fetch_all(&self.pool).await.map_err(db)?;
-        self.with_details(rows).await
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let rows = sqlx::query(&self.backend.sql(&sql)).bind(relayer_id).fetch_all(&mut *conn).await.map_err(db)?;
+        self.with_details(&mut conn, rows).await
     }
 
     async fn relayer_counts(&self, relayer_id: &str) -> Result<RelayerCounts, StoreError> {
+        // Each half reads a few index entries, not the relayer's history:
+        // in-flight rows by status (sent and submitted hold a nonce), and
+        // the last confirmation at the top of the lane, which confirms in
+        // nonce order.
         let row = sqlx::query(&self.backend.sql(
-            "SELECT COUNT(CASE WHEN nonce IS NOT NULL AND status IN ('sent', 'submitted') THEN 1 END) AS pending,
-                 MAX(confirmed_at) AS last_confirmed_at
-             FROM transactions WHERE relayer_id = ?",
+            "SELECT (SELECT COUNT(*) FROM transactions
+                     WHERE status IN ('sent', 'submitted') AND relayer_id = ?) AS pending,
+                 (SELECT confirmed_at FROM transactions
+                     WHERE relayer_id = ? AND nonce IS NOT NULL AND confirmed_at IS NOT NULL
+                     ORDER BY nonce DESC LIMIT 1) AS last_confirmed_at",
         ))
+        .bind(relayer_id)
         .bind(relayer_id)
         .fetch_one(&self.pool)
         .await
@@ -1413,6 +1454,11 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
+/// `?, ?, …`: `n` placeholders for a list.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
 }
 
 /// Names for an error about one of several rows.

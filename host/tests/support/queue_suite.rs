@@ -143,6 +143,27 @@ pub async fn redelivers_after_a_worker_dies_without_acking(fixture: Fixture) {
     settles_at(&restarted, QueueStats::default()).await;
 }
 
+/// An expired lease is taken before due work, so a dead worker's entry is
+/// not starved by a backlog.
+pub async fn takes_an_expired_lease_before_newer_work(fixture: Fixture) {
+    let Fixture { store, queue, policy, .. } = fixture;
+    store.insert(&new_tx("abandoned")).await.unwrap();
+    let first = queue.receive(WAIT).await.unwrap().expect("a delivery");
+    for i in 0..3 {
+        store.insert(&new_tx(&format!("newer{i}"))).await.unwrap();
+    }
+    tokio::time::sleep(policy.lease + Duration::from_millis(100)).await;
+    let next = queue.receive(WAIT).await.unwrap().expect("a delivery");
+    assert_eq!((next.transaction_id.as_str(), next.attempt), ("abandoned", 2), "first: {first:?}");
+    let rest: Vec<String> = futures::future::join_all((0..3).map(|_| queue.receive(WAIT)))
+        .await
+        .into_iter()
+        .map(|d| d.unwrap().expect("a delivery").transaction_id)
+        .collect();
+    assert_eq!(rest.len(), 3);
+    assert!(rest.iter().all(|id| id.starts_with("newer")), "{rest:?}");
+}
+
 pub async fn dead_letters_work_that_keeps_killing_its_workers(fixture: Fixture) {
     let Fixture { store, mut queue, crash, policy, .. } = fixture;
     store.insert(&new_tx("poison")).await.unwrap();
@@ -161,6 +182,12 @@ pub async fn dead_letters_work_that_keeps_killing_its_workers(fixture: Fixture) 
 /// Runs every case, each on a fixture from `fresh(case name)`.
 #[macro_export]
 macro_rules! queue_suite {
+    // The embedded queue's own cases on top (a broker redelivers on its own
+    // terms).
+    (leased: $fresh:expr) => {
+        $crate::queue_suite!($fresh);
+        $crate::queue_suite!(@cases $fresh; takes_an_expired_lease_before_newer_work);
+    };
     ($fresh:expr) => {
         $crate::queue_suite!(@cases $fresh;
             delivers_in_order_and_ack_removes,

@@ -205,6 +205,7 @@ pub async fn records_attempts_and_the_decision_trail(store: Arc<dyn Store>) {
         watched.iter().map(|t| t.attempts.clone()).collect::<Vec<_>>(),
         [vec![first.clone(), second.clone()], vec![b_first]]
     );
+    assert!(watched.iter().all(|t| t.decisions.is_empty()), "the watcher reads no trail");
     store.set_status("b", TxStatus::Confirmed, None).await.unwrap();
     store.set_status("a", TxStatus::Confirmed, None).await.unwrap();
     let tx = store.get("a").await.unwrap().unwrap();
@@ -353,9 +354,10 @@ pub async fn a_replacement_at_the_nonce_and_settling_on_the_attempt_mined(store:
 
     // The first attempt is the one mined: the transaction shows it again.
     let block = MinedIn { number: 7, hash: format!("0x{}", "c".repeat(64)) };
-    store.settle("r", TxStatus::Confirmed, None, 1, Some(&block)).await.unwrap();
+    store.settle("r", TxStatus::Confirmed, None, 1, Some(&block), &decision("watcher", "confirmed")).await.unwrap();
     let settled = store.get("r").await.unwrap().unwrap();
     assert_eq!(settled.status, TxStatus::Confirmed);
+    assert_eq!(settled.decisions.last().unwrap().outcome, "confirmed", "settled with its decision");
     assert!(settled.confirmed_at.is_some());
     assert_eq!(
         (settled.request.to, settled.request.value, settled.request.data),
@@ -364,7 +366,10 @@ pub async fn a_replacement_at_the_nonce_and_settling_on_the_attempt_mined(store:
     assert_eq!((settled.hash.as_deref(), settled.max_fee), (Some(first.hash.as_str()), Some(U256::from(100))));
     assert_eq!(settled.mined_in, Some(block));
     assert!(!store.replace_sent(&replacement, &second, &decisions).await.unwrap(), "confirmed: too late");
-    assert!(matches!(store.settle("missing", TxStatus::Mined, None, 1, None).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.settle("missing", TxStatus::Mined, None, 1, None, &decision("watcher", "mined")).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 fn attempt(number: u32, nonce: u64, purpose: Purpose) -> Attempt {
@@ -409,10 +414,13 @@ pub async fn bumps_and_no_ops_keep_the_content_and_settle_by_purpose(store: Arc<
     // The no-op is mined: canceled, the client's content kept, then back
     // to submitted after a reorg.
     let block = MinedIn { number: 9, hash: format!("0x{}", "d".repeat(64)) };
-    store.settle("k", TxStatus::Canceled, Some("canceled"), 2, Some(&block)).await.unwrap();
+    store
+        .settle("k", TxStatus::Canceled, Some("canceled"), 2, Some(&block), &decision("watcher", "mined"))
+        .await
+        .unwrap();
     let tx = store.get("k").await.unwrap().unwrap();
     assert_eq!((tx.status, tx.request.clone(), tx.mined_in.clone()), (TxStatus::Canceled, original, Some(block)));
-    store.settle("k", TxStatus::Submitted, Some("reorg"), 2, None).await.unwrap();
+    store.settle("k", TxStatus::Submitted, Some("reorg"), 2, None, &decision("watcher", "reorg")).await.unwrap();
     assert_eq!(store.get("k").await.unwrap().unwrap().mined_in, None);
     assert!(store.bump("k", &attempt(3, nonce, Purpose::Send), &[], None).await.unwrap(), "submitted again");
 }
