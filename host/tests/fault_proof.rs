@@ -137,12 +137,14 @@ async fn a_hostile_plugin_swapped_in_under_load_is_rejected_and_no_request_fails
     env.extend(watching);
     let server = Server::start(&config, &env);
     let round_robin = support::sha256(&support::example("selector_round_robin"));
+    // A selector that imports sockets: it wants the network. Built before
+    // the stream opens, whose client times out after 30 s.
+    let hostile = support::hostile_plugin("hostile_sockets");
     let mut rejections = EventStream::open(&server, "?type=plugin.rejected").await;
 
     let load = Load::start(&[&server.url], 0, 4, Duration::from_millis(5));
     load.until_accepted(40, Duration::from_secs(60)).await;
-    // A selector that imports sockets: it wants the network.
-    std::fs::write(plugins.join("selector_round_robin.wasm"), support::hostile_plugin("hostile_sockets")).unwrap();
+    std::fs::write(plugins.join("selector_round_robin.wasm"), hostile).unwrap();
     loop {
         let event = rejections.next().await;
         let detail = event["detail"].as_str().unwrap_or_default();

@@ -105,6 +105,8 @@ pub struct Relay {
     pub settings: RelaySettings,
     usage: DailyCount,
     commits: commit::GroupCommit,
+    /// The last fee market read, and when.
+    fee_market: tokio::sync::Mutex<Option<(std::time::Instant, crate::plugins::FeeMarket)>>,
     /// Blocks the watcher has read since start.
     blocks_scanned: AtomicU64,
 }
@@ -141,6 +143,7 @@ impl Relay {
             chain,
             settings,
             usage: DailyCount::default(),
+            fee_market: Default::default(),
             blocks_scanned: AtomicU64::new(0),
         }
     }

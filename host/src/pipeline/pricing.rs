@@ -1,11 +1,14 @@
 //! One priced, signed attempt: the first send of a transaction (worker) or
 //! a replacement at its nonce (`Relay::replace`). The fee plugin prices it
-//! from `eth_feeHistory`; a client's gas limit is used as given, an estimate
-//! gets `network.gas_limit_buffer_bps` and the fee plugin's factor.
+//! from `eth_feeHistory` (read at most once per poll interval); a client's
+//! gas limit is used as given, an estimate gets
+//! `network.gas_limit_buffer_bps` and the fee plugin's factor.
+
+use std::time::Instant;
 
 use super::{Relay, fee_text, record};
 use crate::chain::{ChainError, Refusal};
-use crate::plugins::{AttemptFees, FeeDecision, PluginKind, TxRequest};
+use crate::plugins::{AttemptFees, FeeDecision, FeeMarket, PluginKind, TxRequest};
 use crate::relayers::{Relayer, SendFields, SignedTx};
 use crate::store::{Attempt, DecisionRecord, Purpose, now_ms};
 
@@ -29,6 +32,23 @@ pub(super) struct Priced {
 }
 
 impl Relay {
+    /// The chain's fee market, read at most once per poll interval: the
+    /// sends in between price from the same blocks, and the node answers
+    /// one `eth_feeHistory` instead of one per send.
+    async fn fee_market(&self, previous: Option<AttemptFees>) -> Result<FeeMarket, ChainError> {
+        let mut cached = self.fee_market.lock().await;
+        let market = match cached.as_ref().filter(|(at, _)| at.elapsed() < self.settings.poll_interval) {
+            Some((_, market)) => market.clone(),
+            None => {
+                let settings = &self.settings;
+                let market = self.chain.fee_market(settings.fee_history_blocks, settings.max_fee_cap, None).await?;
+                *cached = Some((Instant::now(), market.clone()));
+                market
+            }
+        };
+        Ok(FeeMarket { previous, ..market })
+    }
+
     /// `eth_estimateGas` from `relayer`: `Ok(Err(reason))` when it reverts.
     pub(super) async fn estimate(&self, relayer: &Relayer, request: &TxRequest) -> Result<Result<u64, String>, String> {
         match self.chain.estimate_gas(relayer.address, request).await {
@@ -51,11 +71,7 @@ impl Relay {
         previous: Option<AttemptFees>,
     ) -> Result<Priced, Unpriced> {
         let settings = &self.settings;
-        let market = self
-            .chain
-            .fee_market(settings.fee_history_blocks, settings.max_fee_cap, previous)
-            .await
-            .map_err(|e| Unpriced::Transient(e.to_string()))?;
+        let market = self.fee_market(previous).await.map_err(|e| Unpriced::Transient(e.to_string()))?;
         let plugins = self.plugins.clone();
         let asked = request.clone();
         let decision = super::blocking_in_span(move || plugins.price(&asked, &market))
