@@ -140,7 +140,7 @@ impl Relay {
     /// the node knows none of its attempts (dropped from its mempool).
     /// Whether it was sent again.
     pub(super) async fn resend_if_dropped(&self, id: &str) -> Result<bool, String> {
-        let Some(tx) = self.store.get(id).await.map_err(|e| e.to_string())? else { return Ok(false) };
+        let Some(tx) = self.store.working(id).await.map_err(|e| e.to_string())? else { return Ok(false) };
         let (Some(last), Some(relayer)) = (tx.attempts.last(), tx.relayer_id.as_deref().and_then(|r| self.pool.get(r)))
         else {
             return Ok(false);

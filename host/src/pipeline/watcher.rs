@@ -317,7 +317,7 @@ impl Watcher {
                 if let Err(error) = accepted
                     && error.refusal() == Some(Refusal::NonceTooLow)
                     && let Some(relayer) = tx.relayer_id.as_deref().and_then(|id| self.relay.pool.get(id))
-                    && let Some(fresh) = self.relay.store.get(tx.id()).await.map_err(|e| e.to_string())?
+                    && let Some(fresh) = self.relay.store.working(tx.id()).await.map_err(|e| e.to_string())?
                 {
                     self.relay.nonce_taken(&fresh, relayer).await?;
                 }

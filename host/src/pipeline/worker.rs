@@ -94,7 +94,7 @@ impl Worker {
 
     async fn process(&self, id: &str, delivery: u32) -> Result<Step, String> {
         let store = &self.relay.store;
-        let Some(tx) = store.get(id).await.map_err(|e| e.to_string())? else {
+        let Some(tx) = store.working(id).await.map_err(|e| e.to_string())? else {
             tracing::error!(transaction = %id, "queued transaction is not in the store; dropping the entry");
             return Ok(Step::Done);
         };
@@ -198,7 +198,7 @@ impl Worker {
         // From here the request is frozen; it may have been replaced after
         // this worker read it, so the stored one is sent (and re-estimated
         // if it changed).
-        let assigned = store.get(&id).await.map_err(s)?.ok_or_else(|| format!("transaction {id} vanished"))?;
+        let assigned = store.working(&id).await.map_err(s)?.ok_or_else(|| format!("transaction {id} vanished"))?;
         if !assignment.fresh {
             // Another worker (a duplicate delivery) assigned it first, maybe
             // on another relayer: the nonce is that relayer's.

@@ -606,6 +606,10 @@ pub trait Store: KeyStore + EventStore + WebhookStore + Send + Sync + fmt::Debug
 
     async fn get(&self, id: &str) -> Result<Option<Transaction>, StoreError>;
 
+    /// [`Store::get`] without the decision trail, which grows with every
+    /// step: what a worker, a resend or a fee bump acts on.
+    async fn working(&self, id: &str) -> Result<Option<Transaction>, StoreError>;
+
     /// What `api_key_id`'s idempotency key `key` was first used for.
     async fn idempotent_origin(&self, api_key_id: &str, key: &str) -> Result<Option<IdempotentOrigin>, StoreError>;
 

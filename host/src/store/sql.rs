@@ -301,6 +301,19 @@ impl SqlStore {
         self.backend
     }
 
+    /// Transaction `id` with its attempts, and its trail if `trail`.
+    async fn by_id(&self, id: &str, trail: bool) -> Result<Option<Transaction>, StoreError> {
+        let sql = format!("SELECT {TX_COLUMNS} FROM transactions WHERE id = ?");
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let row = sqlx::query(&self.backend.sql(&sql)).bind(id).fetch_optional(&mut *conn).await.map_err(db)?;
+        let rows = row.into_iter().collect();
+        let mut found = match trail {
+            true => self.with_details(&mut conn, rows).await?,
+            false => self.with_attempts(&mut conn, rows).await?,
+        };
+        Ok(found.pop())
+    }
+
     /// Decodes transaction rows and fills in their decisions and attempts,
     /// each fetched in one query.
     async fn with_details(&self, conn: &mut AnyConnection, rows: Vec<AnyRow>) -> Result<Vec<Transaction>, StoreError> {
@@ -792,10 +805,11 @@ impl Store for SqlStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
-        let sql = format!("SELECT {TX_COLUMNS} FROM transactions WHERE id = ?");
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        let row = sqlx::query(&self.backend.sql(&sql)).bind(id).fetch_optional(&mut *conn).await.map_err(db)?;
-        Ok(self.with_details(&mut conn, row.into_iter().collect()).await?.pop())
+        self.by_id(id, true).await
+    }
+
+    async fn working(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
+        self.by_id(id, false).await
     }
 
     async fn idempotent_origin(&self, api_key_id: &str, key: &str) -> Result<Option<IdempotentOrigin>, StoreError> {

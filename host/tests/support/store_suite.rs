@@ -8,7 +8,8 @@ use std::sync::Arc;
 use alloy_primitives::{Address, U256};
 use switchyard::plugins::{Speed, TxRequest};
 use switchyard::store::{
-    Attempt, Census, Checkpoint, DecisionRecord, MinedIn, NewTransaction, Purpose, Store, StoreError, TxStatus, now_ms,
+    Attempt, Census, Checkpoint, DecisionRecord, MinedIn, NewTransaction, Purpose, Store, StoreError, Transaction,
+    TxStatus, now_ms,
 };
 
 pub fn new_tx(id: &str) -> NewTransaction {
@@ -206,6 +207,11 @@ pub async fn records_attempts_and_the_decision_trail(store: Arc<dyn Store>) {
         [vec![first.clone(), second.clone()], vec![b_first]]
     );
     assert!(watched.iter().all(|t| t.decisions.is_empty()), "the watcher reads no trail");
+    let full = store.get("a").await.unwrap().unwrap();
+    let working = store.working("a").await.unwrap().unwrap();
+    assert!(!full.decisions.is_empty() && working.decisions.is_empty(), "a working copy has no trail");
+    assert_eq!(Transaction { decisions: vec![], ..full }, working, "and the rest as get reads it");
+    assert!(store.working("missing").await.unwrap().is_none());
     store.set_status("b", TxStatus::Confirmed, None).await.unwrap();
     store.set_status("a", TxStatus::Confirmed, None).await.unwrap();
     let tx = store.get("a").await.unwrap().unwrap();
