@@ -43,9 +43,14 @@ fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// anvil's seconds per block; 0 mines each transaction as it arrives.
+fn block_time() -> u64 {
+    setting("SWITCHYARD_LOAD_BLOCK_TIME", 1)
+}
+
 /// How anvil mines in this run, for the tables' headings.
 fn mining() -> String {
-    match setting("SWITCHYARD_LOAD_BLOCK_TIME", 1) {
+    match block_time() {
         0 => "anvil mining on arrival".into(),
         seconds => format!("anvil mining every {seconds} s"),
     }
@@ -120,7 +125,7 @@ async fn relay(
     workers: usize,
     extra: &[(String, String)],
 ) -> Option<(Anvil, Server)> {
-    let anvil = match setting("SWITCHYARD_LOAD_BLOCK_TIME", 1) {
+    let anvil = match block_time() {
         0 => Anvil::start()?,
         seconds => Anvil::start_with(&["--block-time", &seconds.to_string()])?,
     };

@@ -106,7 +106,7 @@ pub struct Relay {
     usage: DailyCount,
     commits: commit::GroupCommit,
     /// The last fee market read, and when.
-    fee_market: tokio::sync::Mutex<Option<(std::time::Instant, crate::plugins::FeeMarket)>>,
+    fee_market: std::sync::Mutex<Option<(std::time::Instant, crate::plugins::FeeMarket)>>,
     /// Blocks the watcher has read since start.
     blocks_scanned: AtomicU64,
 }

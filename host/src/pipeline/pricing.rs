@@ -4,6 +4,7 @@
 //! gas limit is used as given, an estimate gets
 //! `network.gas_limit_buffer_bps` and the fee plugin's factor.
 
+use std::sync::PoisonError;
 use std::time::Instant;
 
 use super::{Relay, fee_text, record};
@@ -34,15 +35,21 @@ pub(super) struct Priced {
 impl Relay {
     /// The chain's fee market, read at most once per poll interval: the
     /// sends in between price from the same blocks, and the node answers
-    /// one `eth_feeHistory` instead of one per send.
+    /// one `eth_feeHistory` instead of one per send. The lock is not held
+    /// across the read, so a node that does not answer costs each send one
+    /// timeout, not one per send queued before it.
     async fn fee_market(&self, previous: Option<AttemptFees>) -> Result<FeeMarket, ChainError> {
-        let mut cached = self.fee_market.lock().await;
-        let market = match cached.as_ref().filter(|(at, _)| at.elapsed() < self.settings.poll_interval) {
-            Some((_, market)) => market.clone(),
+        let fresh = {
+            let cached = self.fee_market.lock().unwrap_or_else(PoisonError::into_inner);
+            cached.as_ref().filter(|(at, _)| at.elapsed() < self.settings.poll_interval).map(|(_, m)| m.clone())
+        };
+        let market = match fresh {
+            Some(market) => market,
             None => {
                 let settings = &self.settings;
                 let market = self.chain.fee_market(settings.fee_history_blocks, settings.max_fee_cap, None).await?;
-                *cached = Some((Instant::now(), market.clone()));
+                *self.fee_market.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some((Instant::now(), market.clone()));
                 market
             }
         };
