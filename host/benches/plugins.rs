@@ -160,6 +160,8 @@ fn bench_selector<S: Selector>(plugins: &Path, name: &str, config: &[(&str, &str
     let host = host(plugins, &file, config, None);
     let request = switchyard::plugins::fixtures::request();
     let relayers = candidates();
+    // The pipeline awaits a decision on its own task; so does the bench.
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
 
     let native_config = NativeConfig::new(config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
     let native_req = native_request(&request);
@@ -167,7 +169,7 @@ fn bench_selector<S: Selector>(plugins: &Path, name: &str, config: &[(&str, &str
     // Both must agree on what they decide, or the comparison is meaningless.
     for sequence in 0..32 {
         let native = S::select(&native_config, &native_req, &native_relayers, sequence);
-        let component = host.select(&request, &relayers);
+        let component = runtime.block_on(host.select(&request, &relayers));
         assert!(component.plugin().is_some(), "{name} fell back: {:?}", component.decided_by);
         let NativeSelection::Chosen(native) = native else { panic!("native {name} refused") };
         assert_eq!(component.outcome, switchyard::plugins::Selection::Chosen(native), "{name} at {sequence}");
@@ -176,7 +178,7 @@ fn bench_selector<S: Selector>(plugins: &Path, name: &str, config: &[(&str, &str
     let mut component = Vec::with_capacity(settings.samples);
     for _ in 0..settings.samples {
         let start = Instant::now();
-        black_box(host.select(black_box(&request), black_box(&relayers)));
+        black_box(runtime.block_on(host.select(black_box(&request), black_box(&relayers))));
         component.push(start.elapsed());
     }
     let mut native = Vec::with_capacity(settings.samples);

@@ -21,7 +21,7 @@ fn serving_round_robin() -> TestHost {
 fn still_serves_round_robin(t: &TestHost) {
     let active = t.host.active(PluginKind::Selector).expect("a selector is active");
     assert_eq!(active.id.version_hash, sha256(&example("selector_round_robin")));
-    let decision = t.host.select(&request(), &candidates(2));
+    let decision = decide(t.host.select(&request(), &candidates(2)));
     assert_eq!(decision.plugin().map(|p| p.name.as_str()), Some("selector"));
     assert!(matches!(decision.outcome, Selection::Chosen(_)));
 }
@@ -134,7 +134,7 @@ fn misbehaviour_at_run_time_falls_back_per_call() {
     let relayers = candidates(3);
 
     let failure = |mode: &str| {
-        let decision = t.host.select(&with_hint("mode", mode), &relayers);
+        let decision = decide(t.host.select(&with_hint("mode", mode), &relayers));
         assert!(matches!(decision.outcome, Selection::Chosen(_)), "the default still chose: {:?}", decision.outcome);
         match decision.decided_by {
             DecidedBy::Fallback { plugin: Some(id), reason } => {
@@ -149,11 +149,32 @@ fn misbehaviour_at_run_time_falls_back_per_call() {
     assert!(matches!(failure("panic"), PluginError::Trap(m) if m.contains("hostile plugin panicked on purpose")));
     assert!(matches!(failure("bogus"), PluginError::MalformedAnswer(m) if m.contains("no-such-relayer")));
 
-    let flood = t.host.select(&with_hint("mode", "log-flood"), &relayers);
+    let flood = decide(t.host.select(&with_hint("mode", "log-flood"), &relayers));
     assert!(flood.plugin().is_some(), "a log flood is capped, not fatal: {:?}", flood.decided_by);
-    let after = t.host.select(&request(), &relayers);
+    let after = decide(t.host.select(&request(), &relayers));
     assert_eq!(after.outcome, Selection::Chosen("r00".into()), "the plugin serves on after each failure");
     assert!(after.plugin().is_some());
+}
+
+#[test]
+fn a_spinning_plugin_yields_its_thread_to_other_tasks() {
+    let file = "trickster.wasm";
+    let t = test_host(&[(file, hostile_plugin("hostile_trickster"))], vec![(PluginKind::Selector, slot(file, &[]))]);
+    let relayers = candidates(3);
+    // One thread: had the plugin held it until its deadline, the task
+    // spawned before the call could not run before the call returned.
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let other_task_ran = runtime.block_on(async {
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        let other = tokio::spawn(async move { flag.store(true, std::sync::atomic::Ordering::SeqCst) });
+        let decision = t.host.select(&with_hint("mode", "loop"), &relayers).await;
+        assert!(matches!(decision.decided_by, DecidedBy::Fallback { reason: PluginError::Timeout { .. }, .. }));
+        let ran_during_the_call = ran.load(std::sync::atomic::Ordering::SeqCst);
+        other.await.unwrap();
+        ran_during_the_call
+    });
+    assert!(other_task_ran, "the plugin held the runtime's only thread for its whole deadline");
 }
 
 /// Captures what the host logs while `f` runs on this thread.
@@ -182,7 +203,7 @@ fn plugin_logs_land_in_tracing_with_the_plugin_name_and_are_capped() {
     let file = "chatty.wasm";
     let t = test_host(&[(file, hostile_plugin("hostile_trickster"))], vec![(PluginKind::Selector, slot(file, &[]))]);
     let logs = captured_logs(|| {
-        let decision = t.host.select(&with_hint("mode", "log-flood"), &candidates(2));
+        let decision = decide(t.host.select(&with_hint("mode", "log-flood"), &candidates(2)));
         assert!(decision.plugin().is_some(), "{:?}", decision.decided_by);
     });
     let lines: Vec<&str> = logs.lines().filter(|l| l.contains("switchyard::plugin")).collect();

@@ -26,7 +26,7 @@ fn swapping_round_robin_for_least_pending_under_load_fails_no_call() {
             s.spawn(|| {
                 let relayers = candidates(16);
                 while !stop.load(Ordering::Relaxed) {
-                    match t.host.select(&request(), &relayers).decided_by {
+                    match decide(t.host.select(&request(), &relayers)).decided_by {
                         DecidedBy::Plugin(id) if id.version_hash == new => {
                             new_decisions.fetch_add(1, Ordering::Relaxed)
                         }
@@ -70,7 +70,7 @@ fn a_deleted_plugin_file_leaves_the_loaded_version_serving() {
     let _watcher = PluginWatcher::start(t.host.clone(), None, Duration::from_millis(20)).unwrap();
     std::fs::remove_file(t.dir.path().join(SLOT_FILE)).unwrap();
     assert!(wait_until(Duration::from_secs(5), || t.host.rejections() > 0).is_some(), "the removal was noticed");
-    let decision = t.host.select(&request(), &candidates(2));
+    let decision = decide(t.host.select(&request(), &candidates(2)));
     assert_eq!(decision.plugin().map(|p| p.version_hash.clone()), Some(sha256(&example("selector_round_robin"))));
 }
 
@@ -99,7 +99,7 @@ fn editing_the_config_file_reconfigures_the_plugin_without_restart() {
     let host = std::sync::Arc::new(host);
     let _watcher = PluginWatcher::start(host.clone(), Some(config_path.clone()), Duration::from_millis(20)).unwrap();
     let relayers = candidates(2);
-    let choice = || host.select(&request(), &relayers).outcome;
+    let choice = || decide(host.select(&request(), &relayers)).outcome;
     assert_eq!(choice(), Selection::Chosen("r00".into()));
 
     write_config(&config_path, "r00=0, r01=1");

@@ -19,7 +19,7 @@ fn selector_host(name: &str, config: &[(&str, &str)]) -> TestHost {
 }
 
 fn chosen(t: &TestHost, candidates: &[Candidate]) -> String {
-    let decision = t.host.select(&request(), candidates);
+    let decision = decide(t.host.select(&request(), candidates));
     assert!(decision.plugin().is_some(), "the plugin did not decide: {:?}", decision.decided_by);
     match decision.outcome {
         Selection::Chosen(id) => id,
@@ -30,7 +30,7 @@ fn chosen(t: &TestHost, candidates: &[Candidate]) -> String {
 #[test]
 fn decisions_name_the_plugin_and_its_sha256() {
     let t = selector_host("selector_round_robin", &[]);
-    let decision = t.host.select(&request(), &candidates(3));
+    let decision = decide(t.host.select(&request(), &candidates(3)));
     let DecidedBy::Plugin(id) = &decision.decided_by else { panic!("fell back: {:?}", decision.decided_by) };
     assert_eq!(id.name, "selector_round_robin");
     assert_eq!(id.version_hash, sha256(&example("selector_round_robin")));
@@ -114,7 +114,7 @@ fn policy_host() -> TestHost {
 fn policy_allows_denies_and_amends() {
     let t = policy_host();
     let verdict = |request: &TxRequest, today: u64| {
-        let d = t.host.evaluate(request, Usage { requests_today: today });
+        let d = decide(t.host.evaluate(request, Usage { requests_today: today }));
         assert!(d.plugin().is_some(), "{:?}", d.decided_by);
         d.outcome
     };
@@ -153,7 +153,7 @@ fn fee_tiers_cap_and_bump() {
     let t = fee_host(&[]);
     // fixtures::market(): base 10 gwei; p10 1, p25 2, p50 3, p75 5, p95 8 gwei; cap 500.
     for (speed, tip) in [(Speed::SafeLow, 1), (Speed::Average, 3), (Speed::Fast, 5), (Speed::Fastest, 8)] {
-        let d = t.host.price(&TxRequest { speed, ..request() }, &fixtures::market());
+        let d = decide(t.host.price(&TxRequest { speed, ..request() }, &fixtures::market()));
         let FeeDecision::Quote(q) = d.outcome else { panic!("{speed:?}: {:?}", d.outcome) };
         assert_eq!((q.max_fee, q.priority_fee), (gwei(20 + tip), gwei(tip)), "{speed:?}");
         assert!(d.plugin().is_some());
@@ -161,12 +161,14 @@ fn fee_tiers_cap_and_bump() {
 
     let replacing =
         FeeMarket { previous: Some(AttemptFees { max_fee: gwei(100), priority_fee: gwei(10) }), ..fixtures::market() };
-    let FeeDecision::Quote(q) = t.host.price(&request(), &replacing).outcome else { panic!("no replacement quote") };
+    let FeeDecision::Quote(q) = decide(t.host.price(&request(), &replacing)).outcome else {
+        panic!("no replacement quote")
+    };
     assert!(q.max_fee >= gwei(110) && q.priority_fee >= gwei(11), "{q:?}");
 
     let stuck =
         FeeMarket { previous: Some(AttemptFees { max_fee: gwei(490), priority_fee: gwei(10) }), ..fixtures::market() };
-    let d = t.host.price(&request(), &stuck);
+    let d = decide(t.host.price(&request(), &stuck));
     assert!(d.plugin().is_some(), "cannot-bump is the plugin's own answer, not a fallback");
     assert!(
         matches!(d.outcome, FeeDecision::CannotBump(ref r) if r.contains("cap is 500000000000 wei")),
@@ -178,15 +180,15 @@ fn fee_tiers_cap_and_bump() {
 #[test]
 fn without_plugins_the_documented_defaults_decide() {
     let t = test_host(&[], vec![]);
-    let select = t.host.select(&request(), &candidates(3));
+    let select = decide(t.host.select(&request(), &candidates(3)));
     assert_eq!(select.outcome, Selection::Chosen("r00".into()));
     assert_eq!(
         select.decided_by,
         DecidedBy::Fallback { plugin: None, reason: PluginError::NotLoaded(PluginKind::Selector) }
     );
-    let verdict = t.host.evaluate(&request(), Usage::default());
+    let verdict = decide(t.host.evaluate(&request(), Usage::default()));
     assert!(matches!(verdict.outcome, Verdict::Deny(_)), "policy defaults to deny");
-    let fee = t.host.price(&request(), &fixtures::market());
+    let fee = decide(t.host.price(&request(), &fixtures::market()));
     let FeeDecision::Quote(q) = fee.outcome else { panic!("{:?}", fee.outcome) };
     assert_eq!((q.max_fee, q.priority_fee), (gwei(25), gwei(5)), "fast tier: 2x base fee + p75 tip");
 }

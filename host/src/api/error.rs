@@ -160,7 +160,6 @@ impl From<SubmitError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, error.to_string())
             }
             SubmitError::Store(store) => store.into(),
-            SubmitError::Plugin(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
             SubmitError::TooLate { .. }
             | SubmitError::CannotReplace(_)
             | SubmitError::ReplacementRefused(_)

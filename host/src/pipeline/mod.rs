@@ -49,8 +49,6 @@ pub enum SubmitError {
     NoRelayers,
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("a plugin call failed to run: {0}")]
-    Plugin(String),
     /// Mined or finished: nothing left to replace or cancel.
     #[error("transaction {id} is {status}{}: it can no longer be {action}", .nonce.map(|n| format!(" with nonce {n}")).unwrap_or_default())]
     TooLate { id: String, status: TxStatus, nonce: Option<u64>, action: &'static str },
@@ -329,11 +327,7 @@ impl Relay {
     /// the decision for the trail, or the denial.
     async fn admit(&self, mut request: TxRequest) -> Result<(TxRequest, DecisionRecord), SubmitError> {
         let usage = Usage { requests_today: self.usage.next() };
-        let plugins = self.plugins.clone();
-        let asked = request.clone();
-        let verdict = blocking_in_span(move || plugins.evaluate(&asked, usage))
-            .await
-            .map_err(|e| SubmitError::Plugin(e.to_string()))?;
+        let verdict = self.plugins.evaluate(&request, usage).await;
         let record = record(PluginKind::Policy, &verdict, verdict_text(&verdict.outcome));
         match verdict.outcome {
             Verdict::Deny(reason) => return Err(SubmitError::Denied(reason)),
@@ -431,13 +425,6 @@ fn fee_text(fee: &FeeDecision) -> String {
 
 fn gauge_value(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// `spawn_blocking` inside the caller's span, so what a plugin call logs
-/// carries the request's or the transaction's id.
-fn blocking_in_span<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> tokio::task::JoinHandle<T> {
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(call))
 }
 
 #[cfg(test)]

@@ -79,11 +79,7 @@ impl Relay {
     ) -> Result<Priced, Unpriced> {
         let settings = &self.settings;
         let market = self.fee_market(previous).await.map_err(|e| Unpriced::Transient(e.to_string()))?;
-        let plugins = self.plugins.clone();
-        let asked = request.clone();
-        let decision = super::blocking_in_span(move || plugins.price(&asked, &market))
-            .await
-            .map_err(|e| Unpriced::Transient(e.to_string()))?;
+        let decision = self.plugins.price(request, &market).await;
         let quote = match &decision.outcome {
             FeeDecision::Quote(quote) => *quote,
             FeeDecision::CannotBump(reason) => return Err(Unpriced::Declined(reason.clone())),

@@ -149,17 +149,13 @@ impl Worker {
                 (relayer, host_record("selector", format!("client chose {chosen}")))
             }
             None => {
-                let plugins = self.relay.plugins.clone();
                 let mut candidates = self.relay.pool.candidates();
                 // A key limited to some relayers is offered only those.
                 let allowed = self.relay.keys.allowed_relayers(&tx.request.api_key_id).await.map_err(s)?;
                 if let Some(allowed) = &allowed {
                     candidates.retain(|c| allowed.contains(&c.id));
                 }
-                let request = tx.request.clone();
-                let decision = super::blocking_in_span(move || plugins.select(&request, &candidates))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let decision = self.relay.plugins.select(&tx.request, &candidates).await;
                 let text = selection_text(&decision.outcome);
                 let chosen = match &decision.outcome {
                     Selection::Chosen(chosen) => chosen.clone(),
@@ -198,7 +194,7 @@ impl Worker {
         // From here the request is frozen; it may have been replaced after
         // this worker read it, so the stored one is sent (and re-estimated
         // if it changed).
-        let assigned = store.working(&id).await.map_err(s)?.ok_or_else(|| format!("transaction {id} vanished"))?;
+        let assigned = assignment.transaction;
         if !assignment.fresh {
             // Another worker (a duplicate delivery) assigned it first, maybe
             // on another relayer: the nonce is that relayer's.

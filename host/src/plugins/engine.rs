@@ -2,6 +2,10 @@
 //! allocator (instantiation is a slot reset, not an mmap), epoch interruption
 //! for CPU deadlines, and a linker holding exactly the host imports plugins
 //! may use.
+//!
+//! Calls run on the async runtime's own threads, on a fiber that yields at
+//! every epoch tick: a slow plugin shares its thread instead of holding it,
+//! and a decision needs no hop to a blocking thread.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,6 +69,8 @@ impl Runtime {
             .total_core_instances(instances.saturating_mul(8))
             .total_memories(instances.saturating_mul(2))
             .total_tables(instances.saturating_mul(4))
+            // One fiber stack per call in progress.
+            .total_stacks(instances)
             .max_memory_size(settings.max_memory_bytes)
             // A fresh instance per decision: keep a slot's pages resident and
             // reset only the dirty ones (PAGEMAP_SCAN, Linux >= 6.7; memset of
@@ -81,7 +87,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
 
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wit::add_to_linker(&mut linker)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));

@@ -1,8 +1,10 @@
 //! Turns plugin bytes into a validated, pre-instantiated plugin, or a
 //! `LoadError` saying why not. Nothing here runs on the request path.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+
+use futures::FutureExt;
 
 use wasmtime::Store;
 
@@ -58,6 +60,8 @@ pub(crate) struct LoadedPlugin {
     bindings: Bindings,
 }
 
+/// Blocks while the plugin compiles and is validated: the watcher and the
+/// start-up call it off the async runtime's worker threads.
 pub(crate) fn load(runtime: &Runtime, source: PluginSource<'_>) -> Result<LoadedPlugin, LoadError> {
     check_header(source.bytes)?;
     let (component, cache) = runtime
@@ -89,7 +93,12 @@ pub(crate) fn load(runtime: &Runtime, source: PluginSource<'_>) -> Result<Loaded
         name: Arc::from(source.name),
         bindings,
     };
-    plugin.validate(runtime)?;
+    // Plugin calls are async. A thread of its own has no runtime that
+    // blocking on them could stall, whichever thread loads.
+    std::thread::scope(|scope| {
+        let validating = scope.spawn(|| wasmtime_wasi::runtime::in_tokio(plugin.validate(runtime)));
+        validating.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })?;
     Ok(plugin)
 }
 
@@ -191,42 +200,46 @@ impl LoadedPlugin {
     }
 
     /// The configuration check and the smoke call with fixture inputs.
-    fn validate(&self, runtime: &Runtime) -> Result<(), LoadError> {
+    async fn validate(&self, runtime: &Runtime) -> Result<(), LoadError> {
         let smoke = |fixture, error| LoadError::SmokeFailed { fixture, error };
-        self.call(runtime, |instance, store| instance.check_config(store, &self.config))
+        self.call(runtime, async |instance, store| instance.check_config(store, &self.config).await)
+            .await
             .map_err(|e| smoke("check-config", e))?
             .map_err(LoadError::ConfigRejected)?;
         match self.kind {
             PluginKind::Selector => {
                 let candidates = fixtures::candidates();
-                self.select(runtime, &fixtures::request(), &candidates, 0).map_err(|e| smoke("select", e))?;
+                self.select(runtime, &fixtures::request(), &candidates, 0).await.map_err(|e| smoke("select", e))?;
             }
             PluginKind::Policy => {
-                self.evaluate(runtime, &fixtures::request(), fixtures::usage()).map_err(|e| smoke("evaluate", e))?;
+                let evaluated = self.evaluate(runtime, &fixtures::request(), fixtures::usage()).await;
+                evaluated.map_err(|e| smoke("evaluate", e))?;
             }
             PluginKind::Fee => {
-                self.price(runtime, &fixtures::request(), &fixtures::market()).map_err(|e| smoke("price", e))?;
-                self.price(runtime, &fixtures::request(), &fixtures::replacement_market())
-                    .map_err(|e| smoke("price a replacement", e))?;
+                let request = fixtures::request();
+                self.price(runtime, &request, &fixtures::market()).await.map_err(|e| smoke("price", e))?;
+                let replacing = self.price(runtime, &request, &fixtures::replacement_market()).await;
+                replacing.map_err(|e| smoke("price a replacement", e))?;
             }
         }
         Ok(())
     }
 
     /// Runs `f` on a fresh instance in a fresh sandbox.
-    fn call<T>(
+    async fn call<T>(
         &self,
         runtime: &Runtime,
-        f: impl FnOnce(&Instance, &mut Store<PluginState>) -> wasmtime::Result<T>,
+        f: impl AsyncFnOnce(&Instance, &mut Store<PluginState>) -> wasmtime::Result<T>,
     ) -> Result<T, PluginError> {
-        let _permit = runtime.gate.enter();
+        let _permit = runtime.gate.enter().await;
         let mut store = sandbox::new_store(&runtime.engine, &self.name, &self.limits);
-        // A host function that panics (wasmtime-wasi's blocking shims do on
-        // an async runtime thread) must cost this decision, not the host.
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            let instance = self.bindings.instantiate(&mut store).map_err(|e| (true, e))?;
-            f(&instance, &mut store).map_err(|e| (false, e))
-        }));
+        // A host function that panics must cost this decision, not the host.
+        let outcome = AssertUnwindSafe(async {
+            let instance = self.bindings.instantiate(&mut store).await.map_err(|e| (true, e))?;
+            f(&instance, &mut store).await.map_err(|e| (false, e))
+        })
+        .catch_unwind()
+        .await;
         match outcome {
             Ok(Ok(value)) => Ok(value),
             // Before the call there is no answer to be malformed: a failure
@@ -246,36 +259,40 @@ impl LoadedPlugin {
         }
     }
 
-    pub(crate) fn select(
+    pub(crate) async fn select(
         &self,
         runtime: &Runtime,
         request: &TxRequest,
         candidates: &[Candidate],
         sequence: u64,
     ) -> Result<Selection, PluginError> {
-        let answer = self.call(runtime, |i, store| i.select(store, &self.config, request, candidates, sequence))?;
+        let config = &self.config;
+        let answer =
+            self.call(runtime, async |i, store| i.select(store, config, request, candidates, sequence).await).await?;
         answers::check_selection(&answer, candidates).map_err(PluginError::MalformedAnswer)?;
         Ok(answer)
     }
 
-    pub(crate) fn evaluate(
+    pub(crate) async fn evaluate(
         &self,
         runtime: &Runtime,
         request: &TxRequest,
         usage: Usage,
     ) -> Result<Verdict, PluginError> {
-        let answer = self.call(runtime, |i, store| i.evaluate(store, &self.config, request, usage))?;
+        let config = &self.config;
+        let answer = self.call(runtime, async |i, store| i.evaluate(store, config, request, usage).await).await?;
         answers::check_verdict(&answer, request).map_err(PluginError::MalformedAnswer)?;
         Ok(answer)
     }
 
-    pub(crate) fn price(
+    pub(crate) async fn price(
         &self,
         runtime: &Runtime,
         request: &TxRequest,
         market: &FeeMarket,
     ) -> Result<FeeDecision, PluginError> {
-        let answer = self.call(runtime, |i, store| i.price(store, &self.config, request, market))?;
+        let config = &self.config;
+        let answer = self.call(runtime, async |i, store| i.price(store, config, request, market).await).await?;
         answers::check_fee(&answer, market).map_err(PluginError::MalformedAnswer)?;
         Ok(answer)
     }
@@ -357,20 +374,23 @@ mod cost_breakdown {
             eprintln!("{label:<40} {:>8.2?}", start.elapsed() / n);
         };
         time("store", &mut || drop(sandbox::new_store(&runtime.engine, &plugin.name, &plugin.limits)));
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         time("store + instantiate", &mut || {
             let mut store = sandbox::new_store(&runtime.engine, &plugin.name, &plugin.limits);
-            let _instance = plugin.bindings.instantiate(&mut store).unwrap();
+            let _instance = rt.block_on(plugin.bindings.instantiate(&mut store)).unwrap();
         });
         time("store + instantiate + check-config", &mut || {
             let mut store = sandbox::new_store(&runtime.engine, &plugin.name, &plugin.limits);
-            let i = plugin.bindings.instantiate(&mut store).unwrap();
-            i.check_config(&mut store, &plugin.config).unwrap().unwrap();
+            rt.block_on(async {
+                let i = plugin.bindings.instantiate(&mut store).await.unwrap();
+                i.check_config(&mut store, &plugin.config).await.unwrap().unwrap();
+            });
         });
         time("select, 16 candidates", &mut || {
-            plugin.select(&runtime, &request, &candidates, 1).unwrap();
+            rt.block_on(plugin.select(&runtime, &request, &candidates, 1)).unwrap();
         });
         time("select, 1 candidate", &mut || {
-            plugin.select(&runtime, &request, &candidates[..1], 1).unwrap();
+            rt.block_on(plugin.select(&runtime, &request, &candidates[..1], 1)).unwrap();
         });
 
         // The floor of any isolated decision on this engine: a fresh store

@@ -3,8 +3,9 @@
 //!
 //! Every decision returns a [`Decision`] saying which plugin build decided, or
 //! why the kind's built-in default (see `fallback`) decided instead. The
-//! decision methods are blocking (a plugin call is CPU work bounded by its
-//! deadline): from async code, call them through `spawn_blocking`.
+//! decision methods are async and run the plugin on the calling task (see
+//! `engine`); loading and reloading block, so they run off the async
+//! runtime's worker threads.
 
 mod answers;
 mod cache;
@@ -25,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwapOption;
+use tracing::Instrument;
 
 pub use cache::CacheOutcome;
 pub use engine::{EngineSettings, default_concurrent_calls};
@@ -140,29 +142,40 @@ impl PluginHost {
     }
 
     /// Chooses the relayer for `request` among `candidates`.
-    pub fn select(&self, request: &TxRequest, candidates: &[Candidate]) -> Decision<Selection> {
+    pub async fn select(&self, request: &TxRequest, candidates: &[Candidate]) -> Decision<Selection> {
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         self.decide(
             PluginKind::Selector,
-            |plugin| plugin.select(&self.runtime, request, candidates, sequence),
+            async |plugin| plugin.select(&self.runtime, request, candidates, sequence).await,
             || fallback::select(candidates, sequence),
         )
+        .await
     }
 
     /// Admits, denies or amends `request` at submission.
-    pub fn evaluate(&self, request: &TxRequest, usage: Usage) -> Decision<Verdict> {
-        self.decide(PluginKind::Policy, |plugin| plugin.evaluate(&self.runtime, request, usage), fallback::verdict)
+    pub async fn evaluate(&self, request: &TxRequest, usage: Usage) -> Decision<Verdict> {
+        self.decide(
+            PluginKind::Policy,
+            async |plugin| plugin.evaluate(&self.runtime, request, usage).await,
+            fallback::verdict,
+        )
+        .await
     }
 
     /// Prices `request` (a replacement when `market.previous` is set).
-    pub fn price(&self, request: &TxRequest, market: &FeeMarket) -> Decision<FeeDecision> {
-        self.decide(PluginKind::Fee, |plugin| plugin.price(&self.runtime, request, market), || fallback::price(market))
+    pub async fn price(&self, request: &TxRequest, market: &FeeMarket) -> Decision<FeeDecision> {
+        self.decide(
+            PluginKind::Fee,
+            async |plugin| plugin.price(&self.runtime, request, market).await,
+            || fallback::price(market),
+        )
+        .await
     }
 
-    fn decide<T>(
+    async fn decide<T>(
         &self,
         kind: PluginKind,
-        call: impl FnOnce(&LoadedPlugin) -> Result<T, PluginError>,
+        call: impl AsyncFnOnce(&LoadedPlugin) -> Result<T, PluginError>,
         fallback: impl FnOnce() -> T,
     ) -> Decision<T> {
         let metrics = &crate::telemetry::METRICS;
@@ -173,9 +186,9 @@ impl PluginHost {
             Some(plugin) => {
                 let labels = [kind.interface(), plugin.id.name.as_str(), plugin.id.short_hash()];
                 let [interface, name, version] = labels;
-                let _call = tracing::info_span!("plugin", kind = interface, plugin = name, version).entered();
+                let span = tracing::info_span!("plugin", kind = interface, plugin = name, version);
                 let started = std::time::Instant::now();
-                let answer = call(&plugin);
+                let answer = call(&plugin).instrument(span).await;
                 metrics.plugin_calls.with_label_values(&labels).inc();
                 metrics.plugin_duration.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
                 match answer {

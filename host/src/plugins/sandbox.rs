@@ -16,11 +16,13 @@
 //!   disabled in the context, in case a future linker links them.
 //!
 //! CPU time is bounded by epoch interruption: on every tick during a call the
-//! host checks the CPU time the calling thread has spent (so a call
-//! preempted by other threads is not charged for their time) and interrupts
+//! host adds up the CPU time the threads running the call have spent on it
+//! (so a call preempted by other work is not charged for it) and interrupts
 //! the plugin past its deadline, or past ten times the deadline in wall time,
-//! so an overloaded host still answers in bounded time. A plugin cannot block
-//! inside a host call where ticks cannot reach it: the one import that could
+//! so an overloaded host still answers in bounded time. Short of that, the
+//! call yields to the async runtime at every tick, so a slow plugin never
+//! holds a runtime thread for more than a tick. A plugin cannot block inside
+//! a host call where ticks cannot reach it: the one import that could
 //! (`wasi:clocks/monotonic-clock`, whose pollables sleep) is refused at load.
 //! Memory is bounded by [`MemoryLimiter`].
 
@@ -73,29 +75,42 @@ fn thread_cpu_time() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// When one call started, on the thread that runs it.
+/// The CPU time one call has used. The call runs in slices, one thread per
+/// slice, between its start or a yield and the next tick.
 ///
-/// Reading a thread's CPU time is a system call, so it is read at the first
-/// epoch tick rather than for every call (most calls end before a tick).
-/// The CPU time spent before that first reading is taken to be the wall time
-/// elapsed, up to one tick: a call cannot run longer than that before the
-/// tick reaches it, and counting the wall time of a preempted call would
-/// charge it for other threads' work.
+/// Reading a thread's CPU time is a system call, so it is read at ticks
+/// rather than for every call (most calls end before a tick). The CPU time a
+/// slice spent before its first reading is taken to be the wall time since
+/// the slice could have begun, up to one tick: a slice cannot run longer than
+/// that before a tick reaches it, and counting the wall time of a preempted
+/// slice would charge it for other work.
 struct CallClock {
     wall: Instant,
-    cpu_at_start: Option<Duration>,
+    /// CPU time of the slices that ended in a yield.
+    spent: Duration,
+    slice_began: Instant,
+    slice_cpu_at_start: Option<Duration>,
 }
 
 impl CallClock {
     fn start() -> Self {
-        CallClock { wall: Instant::now(), cpu_at_start: None }
+        let now = Instant::now();
+        CallClock { wall: now, spent: Duration::ZERO, slice_began: now, slice_cpu_at_start: None }
     }
 
     /// CPU time the call has used, as best known at a tick.
     fn cpu_used(&mut self) -> Duration {
         let now = thread_cpu_time();
-        let start = *self.cpu_at_start.get_or_insert_with(|| now.saturating_sub(self.wall.elapsed().min(EPOCH_TICK)));
-        now.saturating_sub(start)
+        let elapsed = self.slice_began.elapsed().min(EPOCH_TICK);
+        let start = *self.slice_cpu_at_start.get_or_insert_with(|| now.saturating_sub(elapsed));
+        self.spent + now.saturating_sub(start)
+    }
+
+    /// The call yields its thread; it may resume on another.
+    fn yielding(&mut self, used: Duration) {
+        self.spent = used;
+        self.slice_began = Instant::now();
+        self.slice_cpu_at_start = None;
     }
 }
 
@@ -137,7 +152,7 @@ pub(crate) struct PluginState {
     stderr: Option<MemoryOutputPipe>,
     plugin: Arc<str>,
     logs_left: u32,
-    started: CallClock,
+    clock: CallClock,
     /// The last error-level message: the SDK's panic hook reports panics
     /// through the log import.
     last_error: Option<String>,
@@ -215,7 +230,7 @@ pub(crate) fn store_with(
         stderr: None,
         plugin: plugin.clone(),
         logs_left: MAX_LOGS_PER_CALL,
-        started: CallClock::start(),
+        clock: CallClock::start(),
         last_error: None,
     };
     let mut store = Store::new(engine, state);
@@ -223,9 +238,13 @@ pub(crate) fn store_with(
     let (cpu_limit, wall_limit) = (limits.timeout, limits.timeout.saturating_mul(WALL_CEILING_FACTOR));
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |mut ctx| {
-        let started = &mut ctx.data_mut().started;
-        let over = started.cpu_used() >= cpu_limit || started.wall.elapsed() >= wall_limit;
-        Ok(if over { UpdateDeadline::Interrupt } else { UpdateDeadline::Continue(1) })
+        let clock = &mut ctx.data_mut().clock;
+        let used = clock.cpu_used();
+        if used >= cpu_limit || clock.wall.elapsed() >= wall_limit {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        clock.yielding(used);
+        Ok(UpdateDeadline::Yield(1))
     });
     store
 }

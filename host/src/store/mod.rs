@@ -319,11 +319,14 @@ pub struct Page {
 }
 
 /// The nonce a transaction was given, and whether this call gave it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NonceAssignment {
     pub nonce: u64,
     /// `false` when the transaction already had its nonce (a redelivery).
     pub fresh: bool,
+    /// The transaction as stored after the call, with its attempts and
+    /// without its trail (as [`Store::working`] reads it).
+    pub transaction: Transaction,
 }
 
 /// Counts per status for one relayer, for its status endpoint and the

@@ -586,19 +586,19 @@ impl SqlStore {
             .await
             .map_err(db)?;
         found(&touched, id)?;
-        let row = sqlx::query(&self.backend.sql("SELECT nonce, status FROM transactions WHERE id = ?"))
-            .bind(id)
-            .fetch_one(&mut *dbtx)
-            .await
-            .map_err(db)?;
-        if let Some(nonce) = get::<Option<i64>>(&row, "nonce")? {
+        let sql = format!("SELECT {TX_COLUMNS} FROM transactions WHERE id = ?");
+        let row = sqlx::query(&self.backend.sql(&sql)).bind(id).fetch_one(&mut *dbtx).await.map_err(db)?;
+        let mut transaction = tx_from_row(&row)?;
+        if let Some(nonce) = transaction.nonce {
+            // Read again after the rollback: the row read here carries the
+            // touch being undone.
             dbtx.rollback().await.map_err(db)?;
-            return Ok(NonceAssignment { nonce: from_i64(nonce)?, fresh: false });
+            let transaction = self.by_id(id, false).await?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+            return Ok(NonceAssignment { nonce, fresh: false, transaction });
         }
-        let status: TxStatus = text(&row, "status")?.parse().map_err(StoreError::Corrupt)?;
-        if status != TxStatus::Pending {
+        if transaction.status != TxStatus::Pending {
             dbtx.rollback().await.map_err(db)?;
-            return Err(StoreError::NotPending { id: id.to_string(), status });
+            return Err(StoreError::NotPending { id: id.to_string(), status: transaction.status });
         }
         let bump =
             self.backend.sql("UPDATE nonce_lanes SET next_nonce = next_nonce + 1, updated_at = ? WHERE relayer_id = ?");
@@ -628,7 +628,10 @@ impl SqlStore {
             .map_err(db)?;
         self.append_decision(&mut dbtx, id, decision).await?;
         dbtx.commit().await.map_err(db)?;
-        Ok(NonceAssignment { nonce: from_i64(nonce)?, fresh: true })
+        let nonce = from_i64(nonce)?;
+        // A transaction without a nonce has no attempts.
+        (transaction.relayer_id, transaction.nonce) = (Some(relayer_id.to_string()), Some(nonce));
+        Ok(NonceAssignment { nonce, fresh: true, transaction })
     }
 
     async fn try_sync_lane(&self, relayer_id: &str, chain_pending_nonce: u64) -> Result<u64, StoreError> {

@@ -47,6 +47,15 @@ pub fn hostile() -> &'static Path {
     built(&DIR, "host/tests/hostile", "hostile-plugins")
 }
 
+/// Runs a plugin decision to completion from a synchronous test.
+pub fn decide<F: std::future::Future>(decision: F) -> F::Output {
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime =
+            tokio::runtime::Builder::new_current_thread().build().expect("a test runtime");
+    }
+    RUNTIME.with(|runtime| runtime.block_on(decision))
+}
+
 pub fn example(name: &str) -> Vec<u8> {
     read(&examples().join(format!("{name}.wasm")))
 }

@@ -78,6 +78,7 @@ pub async fn assigns_contiguous_nonces_once_each(store: Arc<dyn Store>) {
     for i in 0..5 {
         let a = store.assign_nonce(&format!("n{i}"), "r1", &decision("selector", "chosen r1")).await.unwrap();
         assert!(a.fresh);
+        assert_eq!(Some(a.transaction), store.working(&format!("n{i}")).await.unwrap(), "returns what it stored");
         nonces.push(a.nonce);
     }
     assert_eq!(nonces, vec![7, 8, 9, 10, 11]);
@@ -85,6 +86,7 @@ pub async fn assigns_contiguous_nonces_once_each(store: Arc<dyn Store>) {
     // A redelivery keeps the nonce and relayer it was given.
     let again = store.assign_nonce("n2", "r2", &decision("selector", "chosen r2")).await.unwrap();
     assert_eq!((again.nonce, again.fresh), (9, false));
+    assert_eq!(Some(again.transaction), store.working("n2").await.unwrap());
     let tx = store.get("n2").await.unwrap().unwrap();
     assert_eq!((tx.relayer_id.as_deref(), tx.nonce), (Some("r1"), Some(9)));
     assert_eq!(tx.decisions.len(), 2, "the redelivery's decision is not recorded twice");

@@ -42,21 +42,25 @@ impl Bindings {
         }
     }
 
-    pub(crate) fn instantiate(&self, store: Store<'_>) -> wasmtime::Result<Instance> {
+    pub(crate) async fn instantiate(&self, store: Store<'_>) -> wasmtime::Result<Instance> {
         match self {
-            Bindings::V0_1_0(pre) => Ok(Instance::V0_1_0(pre.instantiate(store)?)),
+            Bindings::V0_1_0(pre) => Ok(Instance::V0_1_0(pre.instantiate(store).await?)),
         }
     }
 }
 
 impl Instance {
-    pub(crate) fn check_config(&self, store: Store<'_>, config: Config<'_>) -> wasmtime::Result<Result<(), String>> {
+    pub(crate) async fn check_config(
+        &self,
+        store: Store<'_>,
+        config: Config<'_>,
+    ) -> wasmtime::Result<Result<(), String>> {
         match self {
-            Instance::V0_1_0(i) => i.check_config(store, config),
+            Instance::V0_1_0(i) => i.check_config(store, config).await,
         }
     }
 
-    pub(crate) fn select(
+    pub(crate) async fn select(
         &self,
         store: Store<'_>,
         config: Config<'_>,
@@ -65,11 +69,11 @@ impl Instance {
         sequence: u64,
     ) -> wasmtime::Result<Selection> {
         match self {
-            Instance::V0_1_0(i) => i.select(store, config, request, candidates, sequence),
+            Instance::V0_1_0(i) => i.select(store, config, request, candidates, sequence).await,
         }
     }
 
-    pub(crate) fn evaluate(
+    pub(crate) async fn evaluate(
         &self,
         store: Store<'_>,
         config: Config<'_>,
@@ -77,11 +81,11 @@ impl Instance {
         usage: Usage,
     ) -> wasmtime::Result<Verdict> {
         match self {
-            Instance::V0_1_0(i) => i.evaluate(store, config, request, usage),
+            Instance::V0_1_0(i) => i.evaluate(store, config, request, usage).await,
         }
     }
 
-    pub(crate) fn price(
+    pub(crate) async fn price(
         &self,
         store: Store<'_>,
         config: Config<'_>,
@@ -89,7 +93,7 @@ impl Instance {
         market: &FeeMarket,
     ) -> wasmtime::Result<FeeDecision> {
         match self {
-            Instance::V0_1_0(i) => i.price(store, config, request, market),
+            Instance::V0_1_0(i) => i.price(store, config, request, market).await,
         }
     }
 }

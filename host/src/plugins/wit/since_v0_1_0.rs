@@ -11,6 +11,7 @@ mod selector_world {
     wasmtime::component::bindgen!({
         path: "../wit/since_v0.1.0",
         world: "selector-plugin",
+        exports: { default: async },
     });
 }
 
@@ -18,6 +19,7 @@ mod policy_world {
     wasmtime::component::bindgen!({
         path: "../wit/since_v0.1.0",
         world: "policy-plugin",
+        exports: { default: async },
         with: {
             "switchyard:plugin/types": super::selector_world::switchyard::plugin::types,
             "switchyard:plugin/log": super::selector_world::switchyard::plugin::log,
@@ -29,6 +31,7 @@ mod fee_world {
     wasmtime::component::bindgen!({
         path: "../wit/since_v0.1.0",
         world: "fee-plugin",
+        exports: { default: async },
         with: {
             "switchyard:plugin/types": super::selector_world::switchyard::plugin::types,
             "switchyard:plugin/log": super::selector_world::switchyard::plugin::log,
@@ -79,25 +82,29 @@ impl Pre {
         })
     }
 
-    pub(crate) fn instantiate(&self, store: Store<'_>) -> wasmtime::Result<Instance> {
+    pub(crate) async fn instantiate(&self, store: Store<'_>) -> wasmtime::Result<Instance> {
         Ok(match self {
-            Pre::Selector(pre) => Instance::Selector(pre.instantiate(store)?),
-            Pre::Policy(pre) => Instance::Policy(pre.instantiate(store)?),
-            Pre::Fee(pre) => Instance::Fee(pre.instantiate(store)?),
+            Pre::Selector(pre) => Instance::Selector(pre.instantiate_async(store).await?),
+            Pre::Policy(pre) => Instance::Policy(pre.instantiate_async(store).await?),
+            Pre::Fee(pre) => Instance::Fee(pre.instantiate_async(store).await?),
         })
     }
 }
 
 impl Instance {
-    pub(crate) fn check_config(&self, store: Store<'_>, config: Config<'_>) -> wasmtime::Result<Result<(), String>> {
+    pub(crate) async fn check_config(
+        &self,
+        store: Store<'_>,
+        config: Config<'_>,
+    ) -> wasmtime::Result<Result<(), String>> {
         match self {
-            Instance::Selector(p) => p.switchyard_plugin_selector().call_check_config(store, config),
-            Instance::Policy(p) => p.switchyard_plugin_policy().call_check_config(store, config),
-            Instance::Fee(p) => p.switchyard_plugin_fee().call_check_config(store, config),
+            Instance::Selector(p) => p.switchyard_plugin_selector().call_check_config(store, config).await,
+            Instance::Policy(p) => p.switchyard_plugin_policy().call_check_config(store, config).await,
+            Instance::Fee(p) => p.switchyard_plugin_fee().call_check_config(store, config).await,
         }
     }
 
-    pub(crate) fn select(
+    pub(crate) async fn select(
         &self,
         store: Store<'_>,
         config: Config<'_>,
@@ -107,20 +114,17 @@ impl Instance {
     ) -> wasmtime::Result<domain::Selection> {
         let Instance::Selector(plugin) = self else { wasmtime::bail!("not a selector plugin") };
         let candidates: Vec<selector::Candidate> = candidates.iter().map(candidate).collect();
-        let answer = plugin.switchyard_plugin_selector().call_select(
-            store,
-            config,
-            &tx_request(request),
-            &candidates,
-            sequence,
-        )?;
+        let answer = plugin
+            .switchyard_plugin_selector()
+            .call_select(store, config, &tx_request(request), &candidates, sequence)
+            .await?;
         Ok(match answer {
             selector::Selection::Chosen(id) => domain::Selection::Chosen(id),
             selector::Selection::Refused(reason) => domain::Selection::Refused(reason),
         })
     }
 
-    pub(crate) fn evaluate(
+    pub(crate) async fn evaluate(
         &self,
         store: Store<'_>,
         config: Config<'_>,
@@ -129,7 +133,8 @@ impl Instance {
     ) -> wasmtime::Result<domain::Verdict> {
         let Instance::Policy(plugin) = self else { wasmtime::bail!("not a policy plugin") };
         let usage = policy::Usage { requests_today: usage.requests_today };
-        let answer = plugin.switchyard_plugin_policy().call_evaluate(store, config, &tx_request(request), usage)?;
+        let answer =
+            plugin.switchyard_plugin_policy().call_evaluate(store, config, &tx_request(request), usage).await?;
         Ok(match answer {
             policy::Verdict::Allow => domain::Verdict::Allow,
             policy::Verdict::Deny(reason) => domain::Verdict::Deny(reason),
@@ -140,7 +145,7 @@ impl Instance {
         })
     }
 
-    pub(crate) fn price(
+    pub(crate) async fn price(
         &self,
         store: Store<'_>,
         config: Config<'_>,
@@ -149,7 +154,7 @@ impl Instance {
     ) -> wasmtime::Result<domain::FeeDecision> {
         let Instance::Fee(plugin) = self else { wasmtime::bail!("not a fee plugin") };
         let answer =
-            plugin.switchyard_plugin_fee().call_price(store, config, &tx_request(request), &fee_market(market))?;
+            plugin.switchyard_plugin_fee().call_price(store, config, &tx_request(request), &fee_market(market)).await?;
         Ok(match answer {
             fee::FeeDecision::Quote(q) => domain::FeeDecision::Quote(domain::FeeQuote {
                 max_fee: from_u256(q.max_fee),
