@@ -151,9 +151,9 @@ async fn accept(backend: Backend, seconds: u64) {
     println!("| connections | requests/s | p50 | p99 | max | failed | stored/answered 200 |");
     println!("|---|---|---|---|---|---|---|");
     for connections in [8, 32, 128] {
-        let before = stored(&server).await;
+        let before = settled(&server).await;
         let run = wrk(&server.url, &script, connections, seconds);
-        let after = stored(&server).await;
+        let after = settled(&server).await;
         let answered = run.requests.saturating_sub(run.failed);
         // Requests in flight when wrk stopped may still have been stored.
         assert!(
@@ -252,6 +252,20 @@ async fn census(server: &Server, statuses: &[&str]) -> u64 {
 async fn stored(server: &Server) -> u64 {
     let metrics = server.metrics().await;
     series_values(&metrics, "switchyard_transactions", &[]).sum::<f64>() as u64
+}
+
+/// [`stored`], once requests wrk left in flight have landed: the count held
+/// still for 200 ms.
+async fn settled(server: &Server) -> u64 {
+    let mut last = stored(server).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = stored(server).await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
 }
 
 async fn confirmed(relayers: usize, transactions: usize) {

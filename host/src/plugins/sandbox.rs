@@ -26,7 +26,9 @@
 //! (`wasi:clocks/monotonic-clock`, whose pollables sleep) is refused at load.
 //! Memory is bounded by [`MemoryLimiter`].
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
@@ -76,41 +78,50 @@ fn thread_cpu_time() -> Duration {
 }
 
 /// The CPU time one call has used. The call runs in slices, one thread per
-/// slice, between its start or a yield and the next tick.
+/// slice, from its start or a resume to the next tick.
 ///
 /// Reading a thread's CPU time is a system call, so it is read at ticks
 /// rather than for every call (most calls end before a tick). The CPU time a
 /// slice spent before its first reading is taken to be the wall time since
-/// the slice could have begun, up to one tick: a slice cannot run longer than
-/// that before a tick reaches it, and counting the wall time of a preempted
-/// slice would charge it for other work.
+/// the slice began, up to one tick: a slice cannot run longer than that
+/// before a tick reaches it, and counting the wall time of a preempted slice
+/// would charge it for other work.
 struct CallClock {
     wall: Instant,
     /// CPU time of the slices that ended in a yield.
     spent: Duration,
-    slice_began: Instant,
+    /// When the current slice began, in nanoseconds after `wall`: set by the
+    /// yield future as the call resumes.
+    slice_began: Arc<AtomicU64>,
     slice_cpu_at_start: Option<Duration>,
 }
 
 impl CallClock {
     fn start() -> Self {
-        let now = Instant::now();
-        CallClock { wall: now, spent: Duration::ZERO, slice_began: now, slice_cpu_at_start: None }
+        let slice_began = Arc::new(AtomicU64::new(0));
+        CallClock { wall: Instant::now(), spent: Duration::ZERO, slice_began, slice_cpu_at_start: None }
     }
 
     /// CPU time the call has used, as best known at a tick.
     fn cpu_used(&mut self) -> Duration {
         let now = thread_cpu_time();
-        let elapsed = self.slice_began.elapsed().min(EPOCH_TICK);
+        let began = Duration::from_nanos(self.slice_began.load(Ordering::Relaxed));
+        let elapsed = self.wall.elapsed().saturating_sub(began).min(EPOCH_TICK);
         let start = *self.slice_cpu_at_start.get_or_insert_with(|| now.saturating_sub(elapsed));
         self.spent + now.saturating_sub(start)
     }
 
-    /// The call yields its thread; it may resume on another.
-    fn yielding(&mut self, used: Duration) {
+    /// Gives the thread back to the runtime; the call resumes, perhaps on
+    /// another thread, when the returned future is done.
+    fn yielding(&mut self, used: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         self.spent = used;
-        self.slice_began = Instant::now();
         self.slice_cpu_at_start = None;
+        let (wall, slice_began) = (self.wall, self.slice_began.clone());
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            let resumed = u64::try_from(wall.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            slice_began.store(resumed, Ordering::Relaxed);
+        })
     }
 }
 
@@ -243,8 +254,7 @@ pub(crate) fn store_with(
         if used >= cpu_limit || clock.wall.elapsed() >= wall_limit {
             return Ok(UpdateDeadline::Interrupt);
         }
-        clock.yielding(used);
-        Ok(UpdateDeadline::Yield(1))
+        Ok(UpdateDeadline::YieldCustom(1, clock.yielding(used)))
     });
     store
 }
