@@ -266,9 +266,9 @@ impl LoadedPlugin {
         candidates: &[Candidate],
         sequence: u64,
     ) -> Result<Selection, PluginError> {
-        let config = &self.config;
-        let answer =
-            self.call(runtime, async |i, store| i.select(store, config, request, candidates, sequence).await).await?;
+        let answer = self
+            .call(runtime, async |i, store| i.select(store, &self.config, request, candidates, sequence).await)
+            .await?;
         answers::check_selection(&answer, candidates).map_err(PluginError::MalformedAnswer)?;
         Ok(answer)
     }
@@ -279,8 +279,7 @@ impl LoadedPlugin {
         request: &TxRequest,
         usage: Usage,
     ) -> Result<Verdict, PluginError> {
-        let config = &self.config;
-        let answer = self.call(runtime, async |i, store| i.evaluate(store, config, request, usage).await).await?;
+        let answer = self.call(runtime, async |i, store| i.evaluate(store, &self.config, request, usage).await).await?;
         answers::check_verdict(&answer, request).map_err(PluginError::MalformedAnswer)?;
         Ok(answer)
     }
@@ -291,8 +290,7 @@ impl LoadedPlugin {
         request: &TxRequest,
         market: &FeeMarket,
     ) -> Result<FeeDecision, PluginError> {
-        let config = &self.config;
-        let answer = self.call(runtime, async |i, store| i.price(store, config, request, market).await).await?;
+        let answer = self.call(runtime, async |i, store| i.price(store, &self.config, request, market).await).await?;
         answers::check_fee(&answer, market).map_err(PluginError::MalformedAnswer)?;
         Ok(answer)
     }
