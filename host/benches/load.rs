@@ -4,12 +4,14 @@
 //! - `accept`: API accept throughput and p50/p99 latency (wrk) on the
 //!   embedded default and on PostgreSQL + RabbitMQ, while the workers relay
 //!   the backlog; every answered 200 is checked against the store's count.
+//! - `api-only`: the same on an API-only replica (`queue.workers = 0`):
+//!   what the accept path alone takes, with nothing relayed.
 //! - `confirmed`: end-to-end confirmed transactions per second with 1, 3 and
 //!   10 relayers, then the books checked (each paid once, each nonce once).
 //! - `swap`: the selector swapped back and forth under accept load and
 //!   relaying; how long each swap takes to serve, and what the load saw.
 //!
-//! Run: `scripts/bench-load.sh [accept|confirmed|swap]...` (installs wrk,
+//! Run: `scripts/bench-load.sh [accept|api-only|confirmed|swap]...` (installs wrk,
 //! then `cargo bench -p switchyard --bench load -- <parts>`). Settings:
 //! `SWITCHYARD_LOAD_SECONDS` (each wrk run, default 10),
 //! `SWITCHYARD_LOAD_TRANSACTIONS` (each confirmed run, default 6000) and
@@ -66,9 +68,11 @@ async fn main() {
         std::process::exit(2);
     }
     let seconds = setting("SWITCHYARD_LOAD_SECONDS", 10);
-    if wanted("accept") {
-        accept(Backend::Embedded, seconds).await;
-        accept(Backend::PostgresRabbitMq, seconds).await;
+    for (part, workers) in [("accept", WORKERS), ("api-only", 0)] {
+        if wanted(part) {
+            accept(Backend::Embedded, workers, seconds).await;
+            accept(Backend::PostgresRabbitMq, workers, seconds).await;
+        }
     }
     if wanted("confirmed") {
         let transactions = setting("SWITCHYARD_LOAD_TRANSACTIONS", 6000) as usize;
@@ -138,16 +142,17 @@ async fn relay(
     Some((anvil, server))
 }
 
-async fn accept(backend: Backend, seconds: u64) {
+async fn accept(backend: Backend, workers: usize, seconds: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let Some((_anvil, server)) = relay(dir.path(), backend, 3, WORKERS, &[]).await else { return };
+    let Some((_anvil, server)) = relay(dir.path(), backend, 3, workers, &[]).await else { return };
     let script = post_script(dir.path());
     // Warm-up: connections, the plugins' instance pool, the page cache.
     wrk(&server.url, &script, 32, 3);
-    println!(
-        "\n## API accept, {backend:?} ({seconds} s per row, wrk -t1, 3 relayers, {WORKERS} workers relaying, {})\n",
-        mining()
-    );
+    let relaying = match workers {
+        0 => "API only: queue.workers = 0, nothing relayed".to_string(),
+        workers => format!("3 relayers, {workers} workers relaying, {}", mining()),
+    };
+    println!("\n## API accept, {backend:?} ({seconds} s per row, wrk -t1, {relaying})\n");
     println!("| connections | requests/s | p50 | p99 | max | failed | stored/answered 200 |");
     println!("|---|---|---|---|---|---|---|");
     for connections in [8, 32, 128] {

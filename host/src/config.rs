@@ -254,7 +254,8 @@ pub struct QueueConfig {
     pub max_delay_ms: u64,
     /// How long a worker holds a delivery before it is handed out again.
     pub lease_ms: u64,
-    /// Deliveries worked on at once.
+    /// Deliveries worked on at once. 0: this replica accepts and queues
+    /// but relays nothing (an API-only replica; others' workers relay).
     pub workers: usize,
     /// The broker's work queue; its retry and dead-letter queues are named
     /// after it.
@@ -804,8 +805,8 @@ impl Config {
         if !(1..=1000).contains(&q.max_deliveries) {
             return Err(invalid("queue.max_deliveries", format!("{} is outside 1..=1000", q.max_deliveries)));
         }
-        if !(1..=1024).contains(&q.workers) {
-            return Err(invalid("queue.workers", format!("{} is outside 1..=1024", q.workers)));
+        if q.workers > 1024 {
+            return Err(invalid("queue.workers", format!("{} is more than 1024", q.workers)));
         }
         if q.lease_ms < 100 || q.base_delay_ms > q.max_delay_ms {
             return Err(invalid("queue", "lease_ms must be at least 100 and base_delay_ms at most max_delay_ms"));
@@ -1437,12 +1438,14 @@ mod tests {
         assert_eq!(c.redis_url.as_deref(), Some("redis://:pw@cache:6379/0"));
         assert_eq!((c.cache.key_prefix.as_str(), c.cache.settings().ttl), ("eu-1:", Duration::from_secs(5)));
         assert_eq!(c.cache.settings().timeout, Duration::from_millis(500), "the seed system's health timeout");
+        assert_eq!(parse("[queue]\nworkers = 0").unwrap().queue.workers, 0, "an API-only replica");
 
         for (text, key) in [
             ("redis_url = \"http://:hunter2@cache\"", "redis_url"),
             ("[cache]\nttl_ms = 0", "cache"),
             ("[queue]\nname = \"a b\"", "queue.name"),
             ("[queue]\nprefetch = 0", "queue.prefetch"),
+            ("[queue]\nworkers = 1025", "queue.workers"),
             ("[queue.sqs]\nendpoint_url = \"localhost:4566\"", "queue.sqs.endpoint_url"),
         ] {
             let err = parse(text).unwrap_err().to_string();

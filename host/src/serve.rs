@@ -93,6 +93,9 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
     let address = listener.local_addr()?;
     announce(&address.to_string(), &master_key, generated, &relay);
 
+    if config.queue.workers == 0 {
+        tracing::warn!("queue.workers = 0: this replica accepts and queues but relays nothing");
+    }
     let (stop, stopped) = watch::channel(false);
     let mut tasks = relay.spawn(config.queue.workers, stopped.clone());
     let webhooks = WebhookDispatcher::new(relay.store.clone(), config.webhooks.settings());
@@ -141,7 +144,8 @@ async fn open_queue(config: &Config, store: &SqlStore) -> anyhow::Result<Arc<dyn
         QueueBackend::Embedded => return Ok(Arc::new(EmbeddedQueue::new(store, policy))),
         QueueBackend::Amqp(url) => {
             let prefetch = config.queue.prefetch.unwrap_or(u16::try_from(config.queue.workers).unwrap_or(u16::MAX));
-            let settings = AmqpSettings { url, name: config.queue.name.clone(), prefetch };
+            let consume = config.queue.workers > 0;
+            let settings = AmqpSettings { url, name: config.queue.name.clone(), prefetch, consume };
             Arc::new(AmqpQueue::connect(settings, policy).await?)
         }
         QueueBackend::Sqs(queue) => {

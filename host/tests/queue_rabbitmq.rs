@@ -21,7 +21,11 @@ async fn store() -> Arc<SqlStore> {
 }
 
 async fn brokered(store: &SqlStore, url: String, name: String) -> Arc<dyn Queue> {
-    let settings = AmqpSettings { url, name, prefetch: 8 };
+    consuming(store, url, name, true).await
+}
+
+async fn consuming(store: &SqlStore, url: String, name: String, consume: bool) -> Arc<dyn Queue> {
+    let settings = AmqpSettings { url, name, prefetch: 8, consume };
     let broker = AmqpQueue::connect(settings, policy()).await.expect("connect to RabbitMQ");
     Arc::new(Brokered::start(store, Arc::new(broker)))
 }
@@ -106,10 +110,37 @@ async fn the_outbox_fills_while_the_broker_is_gone_and_drains_in_order_after() {
     assert_eq!(queue.stats().await.unwrap(), Default::default());
 }
 
+/// An API-only replica (`queue.workers = 0`) publishes its outbox but holds
+/// no delivery: a consumer on the same queue gets every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_without_workers_publishes_and_holds_nothing() {
+    let Some(name) = fresh_amqp_name("api-only", &policy()).await else { return };
+    let (api_store, worker_store) = (store().await, store().await);
+    let api_only = consuming(&api_store, amqp_url(), name.clone(), false).await;
+    let worker = brokered(&worker_store, amqp_url(), name).await;
+    for i in 0..6 {
+        api_store.insert(&new_tx(&format!("accepted-{i}"))).await.unwrap();
+    }
+    let mut received = Vec::new();
+    for _ in 0..6 {
+        let delivery = receive_through_outage(&worker).await;
+        received.push(delivery.transaction_id.clone());
+        worker.ack(&delivery).await.unwrap();
+    }
+    received.sort();
+    assert_eq!(received, (0..6).map(|i| format!("accepted-{i}")).collect::<Vec<_>>());
+    let refused = api_only.receive(Duration::from_millis(100)).await.expect_err("it opened no consumer");
+    assert!(refused.to_string().contains("queue.workers = 0"), "{refused}");
+}
+
 #[tokio::test]
 async fn an_unreachable_broker_is_a_clear_error_without_the_password() {
-    let settings =
-        AmqpSettings { url: "amqp://sy:hunter2@127.0.0.1:9/%2f".into(), name: "switchyard".into(), prefetch: 1 };
+    let settings = AmqpSettings {
+        url: "amqp://sy:hunter2@127.0.0.1:9/%2f".into(),
+        name: "switchyard".into(),
+        prefetch: 1,
+        consume: true,
+    };
     let error = AmqpQueue::connect(settings, policy()).await.unwrap_err().to_string();
     assert!(error.contains("RabbitMQ") && error.contains("127.0.0.1:9") && !error.contains("hunter2"), "{error}");
 }
@@ -119,7 +150,7 @@ async fn a_queue_declared_with_other_arguments_is_named_in_the_error() {
     let Some(name) = fresh_amqp_name("conflict", &policy()).await else { return };
     let settings = |max_deliveries| {
         let policy = switchyard::queue::RetryPolicy { max_deliveries, ..policy() };
-        (AmqpSettings { url: amqp_url(), name: name.clone(), prefetch: 1 }, policy)
+        (AmqpSettings { url: amqp_url(), name: name.clone(), prefetch: 1, consume: true }, policy)
     };
     let (first, policy_a) = settings(3);
     let queue = AmqpQueue::connect(first, policy_a).await.unwrap();

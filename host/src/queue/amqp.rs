@@ -53,6 +53,9 @@ pub struct AmqpSettings {
     pub name: String,
     /// Deliveries the broker hands this host before it acks one.
     pub prefetch: u16,
+    /// `false` on a replica that only publishes (`queue.workers = 0`): it
+    /// opens no consumer, so the broker hands it nothing to hold.
+    pub consume: bool,
 }
 
 pub struct AmqpQueue {
@@ -85,7 +88,8 @@ struct Session {
     /// Pumped but not yet taken by a worker: still waiting, so `queued`.
     buffered: Arc<AtomicUsize>,
     broken: Arc<AtomicBool>,
-    pump: tokio::task::JoinHandle<()>,
+    /// `None` when this host does not consume.
+    pump: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Session {
@@ -96,7 +100,9 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.pump.abort();
+        if let Some(pump) = &self.pump {
+            pump.abort();
+        }
     }
 }
 
@@ -164,10 +170,30 @@ impl AmqpQueue {
         self.declare(&publisher).await?;
         publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(lost)?;
 
-        let consumer_channel = connection.create_channel().await.map_err(lost)?;
-        consumer_channel.basic_qos(self.settings.prefetch, BasicQosOptions::default()).await.map_err(lost)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let buffered = Arc::new(AtomicUsize::new(0));
+        let broken = Arc::new(AtomicBool::new(false));
+        let pump = match self.settings.consume {
+            true => Some(self.consume(&connection, tx, buffered.clone(), broken.clone()).await?),
+            false => None,
+        };
+        tracing::info!(queue = %self.settings.name, %url, generation, "connected to RabbitMQ");
+        Ok(Session { generation, connection, publisher, deliveries: Mutex::new(rx), buffered, broken, pump })
+    }
+
+    /// Opens the consuming channel and the task that pumps its deliveries
+    /// into `pumped`; `broken` turns true when the consumer ends.
+    async fn consume(
+        &self,
+        connection: &Connection,
+        pumped: mpsc::UnboundedSender<AmqpDelivery>,
+        buffered: Arc<AtomicUsize>,
+        broken: Arc<AtomicBool>,
+    ) -> Result<tokio::task::JoinHandle<()>, QueueError> {
+        let channel = connection.create_channel().await.map_err(lost)?;
+        channel.basic_qos(self.settings.prefetch, BasicQosOptions::default()).await.map_err(lost)?;
         let consumer_tag = format!("switchyard-{}", uuid::Uuid::new_v4().simple());
-        let mut consumer = consumer_channel
+        let mut consumer = channel
             .basic_consume(
                 self.settings.name.as_str(),
                 consumer_tag.as_str(),
@@ -176,26 +202,17 @@ impl AmqpQueue {
             )
             .await
             .map_err(lost)?;
-
-        let (tx, rx) = mpsc::unbounded_channel();
-        let buffered = Arc::new(AtomicUsize::new(0));
-        let broken = Arc::new(AtomicBool::new(false));
-        let pump = {
-            let (buffered, broken) = (buffered.clone(), broken.clone());
-            tokio::spawn(async move {
-                // The channel is kept alive as long as its consumer.
-                let _channel = consumer_channel;
-                while let Some(Ok(delivery)) = consumer.next().await {
-                    buffered.fetch_add(1, Ordering::Relaxed);
-                    if tx.send(delivery).is_err() {
-                        break;
-                    }
+        Ok(tokio::spawn(async move {
+            // The channel is kept alive as long as its consumer.
+            let _channel = channel;
+            while let Some(Ok(delivery)) = consumer.next().await {
+                buffered.fetch_add(1, Ordering::Relaxed);
+                if pumped.send(delivery).is_err() {
+                    break;
                 }
-                broken.store(true, Ordering::Relaxed);
-            })
-        };
-        tracing::info!(queue = %self.settings.name, %url, generation, "connected to RabbitMQ");
-        Ok(Session { generation, connection, publisher, deliveries: Mutex::new(rx), buffered, broken, pump })
+            }
+            broken.store(true, Ordering::Relaxed);
+        }))
     }
 
     async fn declare(&self, channel: &Channel) -> Result<(), QueueError> {
@@ -339,6 +356,9 @@ impl AmqpQueue {
 #[async_trait]
 impl Queue for AmqpQueue {
     async fn receive(&self, wait: Duration) -> Result<Option<Delivery>, QueueError> {
+        if !self.settings.consume {
+            return Err(QueueError::Backend("this host opened no consumer (queue.workers = 0)".into()));
+        }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let session = self.session().await?;
