@@ -405,7 +405,7 @@ pub(super) fn submission(
 ) -> Result<Submission, ApiError> {
     let body = body.parse()?;
     let request = TxRequest {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: crate::store::new_transaction_id(),
         chain_id: 0,
         to: body.to,
         value: body.value,

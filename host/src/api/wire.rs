@@ -294,7 +294,7 @@ impl MetaTransactionBody {
             data: hex_bytes("request.data", request.data.as_deref())?,
             signature,
             base: TxRequest {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: crate::store::new_transaction_id(),
                 speed: self.speed.map(Speed::from).unwrap_or_default(),
                 api_key_id: api_key_id.to_string(),
                 hints: self.hints.into_iter().collect(),

@@ -218,7 +218,7 @@ impl Relay {
     /// was filled (`false`: a transaction took it meanwhile).
     pub(super) async fn fill_gap(&self, relayer: &Relayer, nonce: u64) -> Result<bool, String> {
         let base = TxRequest {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::store::new_transaction_id(),
             chain_id: self.chain.chain_id(),
             speed: Speed::Fast,
             api_key_id: HOST_KEY_ID.into(),
