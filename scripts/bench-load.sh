@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The load proof of BENCHMARKS.md: installs what it needs (wrk from Debian,
 # anvil), then runs host/benches/load.rs, which builds the example plugins.
-# Usage: scripts/bench-load.sh [accept] [confirmed] [swap]   (none: all)
+# Usage: scripts/bench-load.sh [accept] [api-only] [confirmed] [swap]   (none: all)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
