@@ -386,48 +386,52 @@ impl SqlStore {
                 .bind(tx.created_at))
         })
         .await?;
-        let decisions: Vec<(&str, &DecisionRecord)> =
-            txs.iter().flat_map(|tx| tx.decisions.iter().map(|d| (tx.request.id.as_str(), d))).collect();
-        let at = now_ms();
+        let head = "INSERT INTO transactions (id, relayer_id, chain_id, status, to_address, value, data, gas_limit,
+                 speed, api_key_id, hints, valid_until, created_at, updated_at)";
         let taken =
             |rows: &[NewTransaction]| StoreError::Duplicate(names(rows.iter().map(|tx| tx.request.id.as_str())));
-        if self.backend != Backend::Sqlite {
-            self.insert_rows(dbtx, TRANSACTION_ROW.0, TRANSACTION_ROW.1, txs, Some(taken), bind_transaction).await?;
-            self.insert_rows(dbtx, DECISION_ROW.0, DECISION_ROW.1, &decisions, None, bind_decision).await?;
-            self.insert_rows(dbtx, EVENT_ROW.0, EVENT_ROW.1, txs, None, |q, tx| Ok(bind_event(q, tx, at))).await?;
-            return self.insert_rows(dbtx, OUTBOX_ROW.0, OUTBOX_ROW.1, txs, None, |q, tx| Ok(bind_outbox(q, tx))).await;
-        }
-        // SQLite: one round trip to its thread for all four tables (sqlx
-        // binds a query's values across its statements in order). A unique
-        // violation can only be a transaction's id: the other three have no
-        // unique key a new transaction could collide on.
-        let statements: Vec<String> = [
-            (TRANSACTION_ROW, txs.len()),
-            (DECISION_ROW, decisions.len()),
-            (EVENT_ROW, txs.len()),
-            (OUTBOX_ROW, txs.len()),
-        ]
-        .into_iter()
-        .flat_map(|((head, columns), rows)| values_statements(head, columns, rows))
-        .collect();
-        let sql = statements.join(";\n");
-        let mut query = sqlx::query(&sql);
-        for tx in txs {
-            query = bind_transaction(query, tx)?;
-        }
-        for decision in &decisions {
-            query = bind_decision(query, decision)?;
-        }
-        for tx in txs {
-            query = bind_event(query, tx, at);
-        }
-        for tx in txs {
-            query = bind_outbox(query, tx);
-        }
-        match query.execute(&mut **dbtx).await {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(taken(txs)),
-            other => other.map(drop).map_err(db),
-        }
+        self.insert_rows(dbtx, head, 14, txs, Some(taken), |query, tx| {
+            Ok(query
+                .bind(&tx.request.id)
+                .bind(&tx.relayer_id)
+                .bind(to_i64(tx.request.chain_id)?)
+                .bind(TxStatus::Pending.as_str())
+                .bind(tx.request.to.map(|a| a.to_string()))
+                .bind(tx.request.value.to_string())
+                .bind(&tx.request.data)
+                .bind(tx.request.gas_limit.map(to_i64).transpose()?)
+                .bind(tx.request.speed.as_str())
+                .bind(&tx.request.api_key_id)
+                .bind(json(&tx.request.hints)?)
+                .bind(tx.valid_until)
+                .bind(tx.created_at)
+                .bind(tx.created_at))
+        })
+        .await?;
+        let decisions: Vec<(&str, &DecisionRecord)> =
+            txs.iter().flat_map(|tx| tx.decisions.iter().map(|d| (tx.request.id.as_str(), d))).collect();
+        let head = "INSERT INTO decisions (transaction_id, record)";
+        self.insert_rows(dbtx, head, 2, &decisions, None, |query, (id, decision)| {
+            Ok(query.bind(*id).bind(json(decision)?))
+        })
+        .await?;
+        // What `status_event` would append for a pending transaction.
+        let head = "INSERT INTO events (kind, transaction_id, relayer_id, status, created_at)";
+        let at = now_ms();
+        self.insert_rows(dbtx, head, 5, txs, None, |query, tx| {
+            Ok(query
+                .bind(EventKind::TransactionStatus.as_str())
+                .bind(&tx.request.id)
+                .bind(&tx.relayer_id)
+                .bind(TxStatus::Pending.as_str())
+                .bind(at))
+        })
+        .await?;
+        let head = "INSERT INTO outbox (transaction_id, state, available_at, created_at)";
+        self.insert_rows(dbtx, head, 4, txs, None, |query, tx| {
+            Ok(query.bind(&tx.request.id).bind("queued").bind(tx.created_at).bind(tx.created_at))
+        })
+        .await
     }
 
     /// `head VALUES (…), (…)` for every row, in statements of at most
@@ -442,7 +446,9 @@ impl SqlStore {
         taken: Option<fn(&[T]) -> StoreError>,
         bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> Result<AnyQuery<'q>, StoreError> + Send,
     ) -> Result<(), StoreError> {
-        for (chunk, sql) in rows.chunks(rows_per_statement(columns)).zip(values_statements(head, columns, rows.len())) {
+        let tuple = format!("({})", placeholders(columns));
+        for chunk in rows.chunks((MAX_BINDS / columns).max(1)) {
+            let sql = format!("{head} VALUES {}", vec![tuple.as_str(); chunk.len()].join(", "));
             let sql = self.backend.sql(&sql);
             let mut query = sqlx::query(&sql);
             for row in chunk {
@@ -1465,73 +1471,6 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
-}
-
-/// A table's multi-row insert: its `INSERT INTO …(columns)` and how many.
-type RowShape = (&'static str, usize);
-
-const TRANSACTION_ROW: RowShape = (
-    "INSERT INTO transactions (id, relayer_id, chain_id, status, to_address, value, data, gas_limit, speed,
-     api_key_id, hints, valid_until, created_at, updated_at)",
-    14,
-);
-const DECISION_ROW: RowShape = ("INSERT INTO decisions (transaction_id, record)", 2);
-/// What `status_event` would append for a pending transaction.
-const EVENT_ROW: RowShape = ("INSERT INTO events (kind, transaction_id, relayer_id, status, created_at)", 5);
-const OUTBOX_ROW: RowShape = ("INSERT INTO outbox (transaction_id, state, available_at, created_at)", 4);
-
-fn bind_transaction<'q>(query: AnyQuery<'q>, tx: &'q NewTransaction) -> Result<AnyQuery<'q>, StoreError> {
-    Ok(query
-        .bind(&tx.request.id)
-        .bind(&tx.relayer_id)
-        .bind(to_i64(tx.request.chain_id)?)
-        .bind(TxStatus::Pending.as_str())
-        .bind(tx.request.to.map(|a| a.to_string()))
-        .bind(tx.request.value.to_string())
-        .bind(&tx.request.data)
-        .bind(tx.request.gas_limit.map(to_i64).transpose()?)
-        .bind(tx.request.speed.as_str())
-        .bind(&tx.request.api_key_id)
-        .bind(json(&tx.request.hints)?)
-        .bind(tx.valid_until)
-        .bind(tx.created_at)
-        .bind(tx.created_at))
-}
-
-fn bind_decision<'q>(
-    query: AnyQuery<'q>,
-    (id, decision): &'q (&str, &DecisionRecord),
-) -> Result<AnyQuery<'q>, StoreError> {
-    Ok(query.bind(*id).bind(json(decision)?))
-}
-
-fn bind_event<'q>(query: AnyQuery<'q>, tx: &'q NewTransaction, at: i64) -> AnyQuery<'q> {
-    query
-        .bind(EventKind::TransactionStatus.as_str())
-        .bind(&tx.request.id)
-        .bind(&tx.relayer_id)
-        .bind(TxStatus::Pending.as_str())
-        .bind(at)
-}
-
-fn bind_outbox<'q>(query: AnyQuery<'q>, tx: &'q NewTransaction) -> AnyQuery<'q> {
-    query.bind(&tx.request.id).bind("queued").bind(tx.created_at).bind(tx.created_at)
-}
-
-/// Rows of `columns` values one statement takes: [`MAX_BINDS`] values.
-fn rows_per_statement(columns: usize) -> usize {
-    (MAX_BINDS / columns).max(1)
-}
-
-/// `head VALUES (…), (…)` for `rows` rows, in statements of at most
-/// [`MAX_BINDS`] values (none for no rows).
-fn values_statements(head: &str, columns: usize, rows: usize) -> Vec<String> {
-    let tuple = format!("({})", placeholders(columns));
-    let per_statement = rows_per_statement(columns);
-    (0..rows)
-        .step_by(per_statement)
-        .map(|first| format!("{head} VALUES {}", vec![tuple.as_str(); per_statement.min(rows - first)].join(", ")))
-        .collect()
 }
 
 /// `?, ?, …`: `n` placeholders for a list.
