@@ -245,11 +245,10 @@ fn parse_wrk(text: &str) -> Option<WrkRun> {
     })
 }
 
-/// `switchyard_transactions` summed over `statuses` (a scrape counts the
-/// store).
-async fn census(server: &Server, statuses: &[&str]) -> u64 {
-    let metrics = server.metrics().await;
-    let count = |status: &str| series(&metrics, "switchyard_transactions", &[("status", status)]).unwrap_or(0.0);
+/// `switchyard_transactions` summed over `statuses` in a scrape of
+/// `/metrics` (each scrape counts the store).
+fn census(metrics: &str, statuses: &[&str]) -> u64 {
+    let count = |status: &str| series(metrics, "switchyard_transactions", &[("status", status)]).unwrap_or(0.0);
     statuses.iter().map(|status| count(status)).sum::<f64>() as u64
 }
 
@@ -281,12 +280,17 @@ async fn confirmed(relayers: usize, transactions: usize) {
     let start = Instant::now();
     let ids = submit_in_chunks(&server, 0..transactions, 64).await;
     let accepted_in = start.elapsed();
-    while census(&server, &["confirmed"]).await < transactions as u64 {
-        let unfinished = census(&server, &["pending", "sent", "submitted", "mined"]).await;
+    loop {
+        // One scrape for both counts: with two, the last confirmations could
+        // land between them and look like transactions gone missing.
+        let metrics = server.metrics().await;
+        if census(&metrics, &["confirmed"]) >= transactions as u64 {
+            break;
+        }
+        let unfinished = census(&metrics, &["pending", "sent", "submitted", "mined"]);
         assert!(
             unfinished > 0 || start.elapsed() < Duration::from_secs(1),
-            "nothing is left to confirm, yet not all confirmed:\n{}",
-            server.metrics().await
+            "nothing is left to confirm, yet not all confirmed:\n{metrics}"
         );
         assert!(start.elapsed() < Duration::from_secs(900), "not all confirmed within 15 minutes");
         tokio::time::sleep(Duration::from_millis(50)).await;
