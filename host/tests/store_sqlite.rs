@@ -94,3 +94,16 @@ async fn a_data_dir_that_cannot_be_created_is_a_clear_error() {
     let error = SqlStore::open(&file.path().join("sub")).await.unwrap_err();
     assert!(error.to_string().contains("cannot create data directory"), "{error}");
 }
+
+#[tokio::test]
+async fn reads_are_answered_while_a_write_holds_the_writer() {
+    let store = open().await;
+    store.insert(&support::store_suite::new_tx("read")).await.unwrap();
+    // The one writer connection, mid-transaction with a change not committed.
+    let mut writing = store.pool().begin().await.unwrap();
+    sqlx::query("UPDATE transactions SET status = 'failed' WHERE id = 'read'").execute(&mut *writing).await.unwrap();
+    let seen = store.get("read").await.expect("a read does not wait for the writer");
+    assert_eq!(seen.unwrap().status, switchyard::store::TxStatus::Pending, "only committed state is read");
+    assert!(store.census().await.is_ok());
+    writing.rollback().await.unwrap();
+}

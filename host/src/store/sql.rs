@@ -7,7 +7,8 @@
 //! places they differ are [`Backend`]'s methods. MySQL sessions run at READ
 //! COMMITTED, as PostgreSQL does by default, so locking reads behave alike.
 //! Every write that must be atomic starts with a write statement: it takes
-//! the row lock (SQLite: the write lock) before anything is read.
+//! the row lock (SQLite: the write lock) before anything is read. On SQLite,
+//! writes share one connection and reads have their own.
 
 mod events;
 mod keys;
@@ -46,6 +47,8 @@ const CONTENTION_RETRIES: u32 = 5;
 
 /// Bound values per statement: SQLite's lowest limit (999) fits them all.
 const MAX_BINDS: usize = 999;
+/// SQLite's read-only connections (each a thread of sqlx's).
+const SQLITE_READERS: u32 = 3;
 /// A server connection idle this long is pinged before use.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
@@ -142,7 +145,17 @@ impl Default for DatabaseOptions {
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     pool: AnyPool,
+    /// Reads outside a write: SQLite's own read-only connections, the same
+    /// pool on a server.
+    reads: AnyPool,
     backend: Backend,
+}
+
+/// What a pool's connections are for.
+#[derive(Clone, Copy)]
+enum Role {
+    Writer,
+    Reader,
 }
 
 impl SqlStore {
@@ -183,52 +196,72 @@ impl SqlStore {
             _ => Cow::Borrowed(url),
         };
         let in_memory = backend == Backend::Sqlite && url.contains(":memory:");
-        let setup = match backend {
-            Backend::Sqlite => {
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-                 PRAGMA busy_timeout = 10000;"
-            }
-            Backend::MySql => "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-            Backend::Postgres => "",
+        let connect = |role: Role, max_connections: u32| {
+            let setup = match (backend, role) {
+                (Backend::Sqlite, Role::Writer) => {
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+                     PRAGMA busy_timeout = 10000;"
+                }
+                (Backend::Sqlite, Role::Reader) => "PRAGMA query_only = ON; PRAGMA busy_timeout = 10000;",
+                (Backend::MySql, _) => "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                (Backend::Postgres, _) => "",
+            };
+            AnyPoolOptions::new()
+                .max_connections(max_connections)
+                // sqlx pings a connection on every checkout by default: a round
+                // trip per statement run on the pool. SQLite's connection is in
+                // this process and cannot drop; a server's is pinged only after
+                // it sat idle, when a restart may have cut it (one in use that
+                // breaks is closed when it comes back, by sqlx's own check).
+                .test_before_acquire(false)
+                .before_acquire(move |conn, meta| {
+                    Box::pin(async move {
+                        if backend != Backend::Sqlite && meta.idle_for >= IDLE_BEFORE_PING {
+                            conn.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
+                .min_connections(u32::from(in_memory))
+                .acquire_timeout(options.acquire_timeout)
+                .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+                .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if !setup.is_empty() {
+                            conn.execute(setup).await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .connect(&url)
         };
-        // An in-memory database exists per connection: keep exactly one.
-        // A file has one writer at a time, and a second connection's write
-        // waits in SQLite's busy handler, which sleeps in steps of up to
-        // 100 ms: one connection queues statements without sleeping.
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 1 } else { options.max_connections.max(1) })
-            // sqlx pings a connection on every checkout by default: a round
-            // trip per statement run on the pool. SQLite's connection is in
-            // this process and cannot drop; a server's is pinged only after
-            // it sat idle, when a restart may have cut it (one in use that
-            // breaks is closed when it comes back, by sqlx's own check).
-            .test_before_acquire(false)
-            .before_acquire(move |conn, meta| {
-                Box::pin(async move {
-                    if backend != Backend::Sqlite && meta.idle_for >= IDLE_BEFORE_PING {
-                        conn.ping().await?;
-                    }
-                    Ok(true)
-                })
-            })
-            .min_connections(u32::from(in_memory))
-            .acquire_timeout(options.acquire_timeout)
-            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
-            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if !setup.is_empty() {
-                        conn.execute(setup).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await
-            .map_err(|e| {
-                StoreError::Unavailable(format!("cannot reach {} at {}: {e}", backend.name(), redact_url(&url)))
-            })?;
-        Ok(SqlStore { pool, backend })
+        let unreachable = |e: sqlx::Error| {
+            StoreError::Unavailable(format!("cannot reach {} at {}: {e}", backend.name(), redact_url(&url)))
+        };
+        let (pool, reads) = match backend {
+            // An in-memory database exists per connection: keep exactly one.
+            Backend::Sqlite if in_memory => {
+                let pool = connect(Role::Writer, 1).await.map_err(unreachable)?;
+                (pool.clone(), pool)
+            }
+            // A file has one writer at a time, and a second connection's
+            // write waits in SQLite's busy handler, which sleeps in steps of
+            // up to 100 ms: one connection queues the writes without
+            // sleeping. Reads go to their own connections, which WAL lets
+            // run beside the writer, so they never wait in its queue. The
+            // writer connects first: it puts the file in WAL mode.
+            Backend::Sqlite => {
+                let pool = connect(Role::Writer, 1).await.map_err(unreachable)?;
+                let reads = connect(Role::Reader, SQLITE_READERS).await.map_err(unreachable)?;
+                (pool, reads)
+            }
+            Backend::Postgres | Backend::MySql => {
+                let pool = connect(Role::Writer, options.max_connections.max(1)).await.map_err(unreachable)?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(SqlStore { pool, reads, backend })
     }
 
     /// The migrations this build has that the database lacks, in order.
@@ -304,7 +337,7 @@ impl SqlStore {
     /// Transaction `id` with its attempts, and its trail if `trail`.
     async fn by_id(&self, id: &str, trail: bool) -> Result<Option<Transaction>, StoreError> {
         let sql = format!("SELECT {TX_COLUMNS} FROM transactions WHERE id = ?");
-        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let mut conn = self.reads.acquire().await.map_err(db)?;
         let row = sqlx::query(&self.backend.sql(&sql)).bind(id).fetch_optional(&mut *conn).await.map_err(db)?;
         let rows = row.into_iter().collect();
         let mut found = match trail {
@@ -345,18 +378,22 @@ impl SqlStore {
     /// leaving the decision trail empty.
     async fn with_attempts(&self, conn: &mut AnyConnection, rows: Vec<AnyRow>) -> Result<Vec<Transaction>, StoreError> {
         let mut txs = rows.iter().map(tx_from_row).collect::<Result<Vec<_>, _>>()?;
-        if txs.is_empty() {
+        // An unfinished transaction without a nonce has none (releasing a
+        // nonce deletes them): a worker's first read is one query.
+        let attempted: Vec<&str> =
+            txs.iter().filter(|tx| tx.nonce.is_some() || tx.status.is_final()).map(|tx| tx.id()).collect();
+        if attempted.is_empty() {
             return Ok(txs);
         }
         let mut attempts: HashMap<String, Vec<Attempt>> = HashMap::new();
         let sql = format!(
             "SELECT transaction_id, {ATTEMPT_COLUMNS} FROM attempts WHERE transaction_id IN ({}) ORDER BY attempt",
-            placeholders(txs.len())
+            placeholders(attempted.len())
         );
         let sql = self.backend.sql(&sql);
         let mut query = sqlx::query(&sql);
-        for tx in &txs {
-            query = query.bind(tx.id());
+        for id in attempted {
+            query = query.bind(id);
         }
         for row in query.fetch_all(&mut *conn).await.map_err(db)? {
             attempts.entry(text(&row, "transaction_id")?).or_default().push(attempt_from_row(&row)?);
@@ -821,7 +858,7 @@ impl Store for SqlStore {
         ))
         .bind(api_key_id)
         .bind(key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await
         .map_err(db)?;
         row.map(|row| {
@@ -836,7 +873,7 @@ impl Store for SqlStore {
     async fn list(&self, relayer_id: &str, page: u32, per_page: u32) -> Result<Page, StoreError> {
         let per_page = per_page.clamp(1, 1000);
         let offset = i64::from(page.max(1) - 1) * i64::from(per_page);
-        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let mut conn = self.reads.acquire().await.map_err(db)?;
         let total: i64 =
             sqlx::query_scalar(&self.backend.sql("SELECT COUNT(*) FROM transactions WHERE relayer_id = ?"))
                 .bind(relayer_id)
@@ -859,7 +896,7 @@ impl Store for SqlStore {
 
     async fn by_nonce(&self, relayer_id: &str, nonce: u64) -> Result<Option<Transaction>, StoreError> {
         let sql = format!("SELECT {TX_COLUMNS} FROM transactions WHERE relayer_id = ? AND nonce = ?");
-        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let mut conn = self.reads.acquire().await.map_err(db)?;
         let row = sqlx::query(&self.backend.sql(&sql))
             .bind(relayer_id)
             .bind(to_i64(nonce)?)
@@ -1118,7 +1155,7 @@ impl Store for SqlStore {
         let next: Option<i64> =
             sqlx::query_scalar(&self.backend.sql("SELECT next_nonce FROM nonce_lanes WHERE relayer_id = ?"))
                 .bind(relayer_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reads)
                 .await
                 .map_err(db)?;
         let rows = sqlx::query(&self.backend.sql(
@@ -1129,7 +1166,7 @@ impl Store for SqlStore {
         .bind(relayer_id)
         .bind(to_i64(from)?)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await
         .map_err(db)?;
         let holders = rows
@@ -1151,7 +1188,7 @@ impl Store for SqlStore {
         let row =
             sqlx::query(&self.backend.sql("SELECT block_number, block_hash FROM chain_checkpoints WHERE chain_id = ?"))
                 .bind(to_i64(chain_id)?)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reads)
                 .await
                 .map_err(db)?;
         row.map(|row| {
@@ -1280,7 +1317,7 @@ impl Store for SqlStore {
             "SELECT {TX_COLUMNS} FROM transactions WHERE status IN ('sent', 'submitted', 'mined')
              ORDER BY updated_at LIMIT ?"
         );
-        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let mut conn = self.reads.acquire().await.map_err(db)?;
         let rows =
             sqlx::query(&self.backend.sql(&sql)).bind(i64::from(limit)).fetch_all(&mut *conn).await.map_err(db)?;
         self.with_attempts(&mut conn, rows).await
@@ -1292,7 +1329,7 @@ impl Store for SqlStore {
              WHERE relayer_id = ? AND status IN ('pending', 'sent', 'submitted', 'mined')
              ORDER BY nonce"
         );
-        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let mut conn = self.reads.acquire().await.map_err(db)?;
         let rows = sqlx::query(&self.backend.sql(&sql)).bind(relayer_id).fetch_all(&mut *conn).await.map_err(db)?;
         self.with_details(&mut conn, rows).await
     }
@@ -1311,7 +1348,7 @@ impl Store for SqlStore {
         ))
         .bind(relayer_id)
         .bind(relayer_id)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.reads)
         .await
         .map_err(db)?;
         Ok(RelayerCounts {
@@ -1323,7 +1360,7 @@ impl Store for SqlStore {
     async fn census(&self) -> Result<Census, StoreError> {
         let rows =
             sqlx::query("SELECT status, COUNT(*) AS n, MIN(created_at) AS oldest FROM transactions GROUP BY status")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await
                 .map_err(db)?;
         let mut census = Census::default();

@@ -29,7 +29,7 @@ impl EventStore for SqlStore {
         ))
         .bind(to_i64(after)?)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await
         .map_err(db)?;
         rows.iter().map(event_from_row).collect()
@@ -37,7 +37,7 @@ impl EventStore for SqlStore {
 
     async fn last_event_id(&self) -> Result<u64, StoreError> {
         let last: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(&self.pool).await.map_err(db)?;
+            sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(&self.reads).await.map_err(db)?;
         from_i64(last.unwrap_or(0))
     }
 }

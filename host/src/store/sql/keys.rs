@@ -34,13 +34,13 @@ impl KeyStore for SqlStore {
 
     async fn api_key(&self, id: &str) -> Result<Option<(ApiKey, String)>, StoreError> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?");
-        let row = sqlx::query(&self.backend.sql(&sql)).bind(id).fetch_optional(&self.pool).await.map_err(db)?;
+        let row = sqlx::query(&self.backend.sql(&sql)).bind(id).fetch_optional(&self.reads).await.map_err(db)?;
         row.map(|row| Ok((key_from_row(&row)?, text(&row, "secret_sha256")?))).transpose()
     }
 
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id");
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await.map_err(db)?;
+        let rows = sqlx::query(&sql).fetch_all(&self.reads).await.map_err(db)?;
         rows.iter().map(key_from_row).collect()
     }
 

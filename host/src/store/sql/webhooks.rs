@@ -31,7 +31,7 @@ impl WebhookStore for SqlStore {
 
     async fn webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
         let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_at, id");
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await.map_err(db)?;
+        let rows = sqlx::query(&sql).fetch_all(&self.reads).await.map_err(db)?;
         rows.iter().map(webhook_from_row).collect()
     }
 
@@ -112,7 +112,7 @@ impl WebhookStore for SqlStore {
              WHERE webhook_id = ? ORDER BY event_id",
         ))
         .bind(webhook_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await
         .map_err(db)?;
         rows.iter()
