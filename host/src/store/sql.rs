@@ -239,27 +239,18 @@ impl SqlStore {
         let unreachable = |e: sqlx::Error| {
             StoreError::Unavailable(format!("cannot reach {} at {}: {e}", backend.name(), redact_url(&url)))
         };
-        let (pool, reads) = match backend {
-            // An in-memory database exists per connection: keep exactly one.
-            Backend::Sqlite if in_memory => {
-                let pool = connect(Role::Writer, 1).await.map_err(unreachable)?;
-                (pool.clone(), pool)
-            }
-            // A file has one writer at a time, and a second connection's
-            // write waits in SQLite's busy handler, which sleeps in steps of
-            // up to 100 ms: one connection queues the writes without
-            // sleeping. Reads go to their own connections, which WAL lets
-            // run beside the writer, so they never wait in its queue. The
-            // writer connects first: it puts the file in WAL mode.
-            Backend::Sqlite => {
-                let pool = connect(Role::Writer, 1).await.map_err(unreachable)?;
-                let reads = connect(Role::Reader, SQLITE_READERS).await.map_err(unreachable)?;
-                (pool, reads)
-            }
-            Backend::Postgres | Backend::MySql => {
-                let pool = connect(Role::Writer, options.max_connections.max(1)).await.map_err(unreachable)?;
-                (pool.clone(), pool)
-            }
+        // An in-memory database exists per connection: keep exactly one.
+        // A file has one writer at a time, and a second connection's write
+        // waits in SQLite's busy handler, which sleeps in steps of up to
+        // 100 ms: one connection queues the writes without sleeping. Reads
+        // go to their own connections, which WAL lets run beside the writer,
+        // so they never wait in its queue. The writer connects first: it
+        // puts the file in WAL mode.
+        let writers = if backend == Backend::Sqlite { 1 } else { options.max_connections.max(1) };
+        let pool = connect(Role::Writer, writers).await.map_err(unreachable)?;
+        let reads = match backend {
+            Backend::Sqlite if !in_memory => connect(Role::Reader, SQLITE_READERS).await.map_err(unreachable)?,
+            _ => pool.clone(),
         };
         Ok(SqlStore { pool, reads, backend })
     }
