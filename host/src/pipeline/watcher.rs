@@ -191,7 +191,7 @@ impl Watcher {
         let record = host_record("watcher", text);
         self.relay
             .store
-            .settle(tx.id(), status, reason.as_deref(), attempt.attempt, Some(block), &record)
+            .settle(tx.id(), status, reason.as_deref(), attempt, Some(block), &record)
             .await
             .map_err(|e| e.to_string())?;
         if status.is_final()
@@ -267,7 +267,7 @@ impl Watcher {
         let reason = "its block was reorganized away; waiting to be mined again";
         self.relay
             .store
-            .settle(tx.id(), TxStatus::Submitted, Some(reason), attempt.attempt, None, &host_record("watcher", text))
+            .settle(tx.id(), TxStatus::Submitted, Some(reason), attempt, None, &host_record("watcher", text))
             .await
             .map_err(|e| e.to_string())
     }

@@ -661,17 +661,19 @@ pub trait Store: KeyStore + EventStore + WebhookStore + Send + Sync + fmt::Debug
         decisions: &[DecisionRecord],
     ) -> Result<bool, StoreError>;
 
-    /// Moves the transaction to `status` because attempt `attempt` was
-    /// included in `block` (or, with `None`, back to submitted after a
-    /// reorg): the transaction shows that attempt's hash and fees and, for a
+    /// Moves the transaction to `status` because `attempt` was included in
+    /// `block` (or, with `None`, back to submitted after a reorg): the
+    /// transaction shows that attempt's hash and fees and, for a
     /// [`Purpose::Send`], its content, whichever attempt was sent last;
     /// `decision` joins its trail in the same database transaction.
+    /// [`StoreError::NotFound`] unless the attempt is still stored as it is
+    /// given (a released nonce takes its attempts with it).
     async fn settle(
         &self,
         id: &str,
         status: TxStatus,
         reason: Option<&str>,
-        attempt: u32,
+        attempt: &Attempt,
         block: Option<&MinedIn>,
         decision: &DecisionRecord,
     ) -> Result<(), StoreError>;

@@ -10,6 +10,7 @@
 //! the row lock (SQLite: the write lock) before anything is read. On SQLite,
 //! writes share one connection and reads have their own.
 
+mod batch;
 mod events;
 mod keys;
 mod webhooks;
@@ -27,6 +28,7 @@ use sqlx::migrate::{Migrate, Migrator};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 
+use self::batch::{Batch, Ran};
 use super::{
     Attempt, Census, Checkpoint, DecisionRecord, EventKind, Holder, Idempotency, IdempotentOrigin, Lane, MinedIn,
     NewTransaction, NonceAssignment, Page, Purpose, RelayerCounts, Store, StoreError, Transaction, TxStatus, now_ms,
@@ -495,20 +497,46 @@ impl SqlStore {
         Ok(())
     }
 
-    /// A queue entry for the transaction, committed with the change that
-    /// calls for it (the outbox).
-    async fn enqueue(&self, dbtx: &mut sqlx::Transaction<'_, Any>, id: &str, at: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            &self
-                .backend
-                .sql("INSERT INTO outbox (transaction_id, state, available_at, created_at) VALUES (?, 'queued', ?, ?)"),
-        )
-        .bind(id)
-        .bind(at)
-        .bind(at)
-        .execute(&mut **dbtx)
-        .await
-        .map_err(db)?;
+    fn batch<'q>(&self, id: &'q str) -> Batch<'q> {
+        Batch::new(self.backend, id)
+    }
+
+    /// Runs `batch` as a database transaction of its own: committed when its
+    /// guard changed a row; otherwise rolled back, and `None`.
+    async fn write(&self, batch: Batch<'_>) -> Result<Option<Ran>, StoreError> {
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let ran = batch.run(&mut dbtx).await?;
+        if ran.is_some() { dbtx.commit().await } else { dbtx.rollback().await }.map_err(db)?;
+        Ok(ran)
+    }
+
+    /// Moves the transaction to `status`, with its status event and, if
+    /// given, `decision`.
+    async fn move_to(
+        &self,
+        id: &str,
+        status: TxStatus,
+        reason: Option<&str>,
+        decision: Option<&DecisionRecord>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut batch = self.batch(id);
+        batch
+            .push(
+                "UPDATE transactions SET status = ?, status_reason = ?, updated_at = ?,
+                     confirmed_at = COALESCE(?, confirmed_at)
+                 WHERE id = ?",
+            )
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(now)
+            .bind((status == TxStatus::Confirmed).then_some(now))
+            .bind(id)
+            .status_event();
+        if let Some(decision) = decision {
+            batch.decision(decision)?;
+        }
+        self.write(batch).await?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
         Ok(())
     }
 
@@ -553,12 +581,6 @@ impl SqlStore {
                 dbtx.rollback().await.map_err(db)?;
                 return Ok(false);
             }
-            sqlx::query(&self.backend.sql("UPDATE transactions SET nonce = NULL, updated_at = ? WHERE id = ?"))
-                .bind(now)
-                .bind(&id)
-                .execute(&mut *dbtx)
-                .await
-                .map_err(db)?;
             let outcome = format!(
                 "nonce {} was never used on chain; given up to the no-op {} that fills the gap",
                 attempt.nonce, filler.request.id
@@ -571,34 +593,86 @@ impl SqlStore {
                 fallback_reason: None,
                 at: now,
             };
-            self.append_decision(&mut dbtx, &id, &record).await?;
+            let mut batch = self.batch(&id);
+            batch.push("UPDATE transactions SET nonce = NULL, updated_at = ? WHERE id = ?").bind(now).bind(&id);
+            batch.decision(&record)?;
+            batch.run(&mut dbtx).await?;
         }
         self.insert_in(&mut dbtx, std::slice::from_ref(filler)).await?;
-        sqlx::query(&self.backend.sql(
-            "UPDATE transactions SET status = 'sent', nonce = ?, hash = ?, max_fee = ?, priority_fee = ?,
-                 gas_limit = ?, sent_at = ?
-             WHERE id = ?",
-        ))
-        .bind(nonce)
-        .bind(&attempt.hash)
-        .bind(attempt.max_fee.to_string())
-        .bind(attempt.priority_fee.to_string())
-        .bind(to_i64(attempt.gas_limit)?)
-        .bind(attempt.sent_at)
-        .bind(&filler.request.id)
-        .execute(&mut *dbtx)
-        .await
-        .map_err(db)?;
-        self.status_event(&mut dbtx, &filler.request.id).await?;
-        self.insert_attempt(&mut dbtx, &filler.request.id, attempt).await?;
-        for decision in decisions {
-            self.append_decision(&mut dbtx, &filler.request.id, decision).await?;
-        }
+        let mut batch = self.batch(&filler.request.id);
+        batch
+            .push(
+                "UPDATE transactions SET status = 'sent', nonce = ?, hash = ?, max_fee = ?, priority_fee = ?,
+                     gas_limit = ?, sent_at = ?
+                 WHERE id = ?",
+            )
+            .bind(nonce)
+            .bind(&attempt.hash)
+            .bind(attempt.max_fee.to_string())
+            .bind(attempt.priority_fee.to_string())
+            .bind(to_i64(attempt.gas_limit)?)
+            .bind(attempt.sent_at)
+            .bind(&filler.request.id)
+            .status_event()
+            .attempt(attempt)?
+            .decisions(decisions)?;
+        batch.run(&mut dbtx).await?.ok_or_else(|| StoreError::NotFound(filler.request.id.clone()))?;
         dbtx.commit().await.map_err(db)?;
         Ok(true)
     }
 
+    /// Assigns the lane's next nonce to a pending transaction that has none:
+    /// one batch. Anything else (a nonce already assigned, a transaction
+    /// past pending or missing, a relayer without a lane yet) goes the
+    /// careful way.
     async fn try_assign_nonce(
+        &self,
+        id: &str,
+        relayer_id: &str,
+        decision: &DecisionRecord,
+    ) -> Result<NonceAssignment, StoreError> {
+        let now = now_ms();
+        let mut dbtx = self.pool.begin().await.map_err(db)?;
+        let mut batch = self.batch(id);
+        // The transaction's row lock, then the lane's: the order every
+        // write that takes both keeps.
+        batch
+            .push("UPDATE transactions SET updated_at = ? WHERE id = ? AND status = 'pending' AND nonce IS NULL")
+            .bind(now)
+            .bind(id)
+            .push("UPDATE nonce_lanes SET next_nonce = next_nonce + 1, updated_at = ? WHERE relayer_id = ?")
+            .bind(now)
+            .bind(relayer_id)
+            // No lane yet: the careful way creates it. On a server the lane
+            // may be committed by another writer before the next statement,
+            // which must then not run.
+            .guard()
+            .push(
+                "UPDATE transactions SET relayer_id = ?,
+                     nonce = (SELECT next_nonce - 1 FROM nonce_lanes WHERE relayer_id = ?)
+                 WHERE id = ?",
+            )
+            .bind(relayer_id)
+            .bind(relayer_id)
+            .bind(id)
+            .decision(decision)?
+            .push(&format!("SELECT {TX_COLUMNS} FROM transactions WHERE id = ?"))
+            .bind(id);
+        let ran = batch.run(&mut dbtx).await?;
+        let Some(ran) = ran else {
+            dbtx.rollback().await.map_err(db)?;
+            return self.assign_nonce_carefully(id, relayer_id, decision).await;
+        };
+        let transaction = tx_from_row(ran.rows.first().ok_or_else(|| StoreError::NotFound(id.to_string()))?)?;
+        let nonce = transaction.nonce.ok_or_else(|| StoreError::Corrupt(format!("{id}: no nonce after assignment")))?;
+        dbtx.commit().await.map_err(db)?;
+        // A transaction without a nonce has no attempts.
+        Ok(NonceAssignment { nonce, fresh: true, transaction })
+    }
+
+    /// Assigns a nonce whatever the transaction's state: the first call's
+    /// fast path missed.
+    async fn assign_nonce_carefully(
         &self,
         id: &str,
         relayer_id: &str,
@@ -647,14 +721,14 @@ impl SqlStore {
                 .fetch_one(&mut *dbtx)
                 .await
                 .map_err(db)?;
-        sqlx::query(&self.backend.sql("UPDATE transactions SET relayer_id = ?, nonce = ? WHERE id = ?"))
+        let mut batch = self.batch(id);
+        batch
+            .push("UPDATE transactions SET relayer_id = ?, nonce = ? WHERE id = ?")
             .bind(relayer_id)
             .bind(nonce)
-            .bind(id)
-            .execute(&mut *dbtx)
-            .await
-            .map_err(db)?;
-        self.append_decision(&mut dbtx, id, decision).await?;
+            .bind(id);
+        batch.decision(decision)?;
+        batch.run(&mut dbtx).await?;
         dbtx.commit().await.map_err(db)?;
         let nonce = from_i64(nonce)?;
         // A transaction without a nonce has no attempts.
@@ -693,109 +767,6 @@ impl SqlStore {
         sqlx::query(&set).bind(next).bind(now).bind(relayer_id).execute(&mut *dbtx).await.map_err(db)?;
         dbtx.commit().await.map_err(db)?;
         from_i64(next)
-    }
-
-    async fn insert_attempt(
-        &self,
-        dbtx: &mut sqlx::Transaction<'_, Any>,
-        id: &str,
-        attempt: &Attempt,
-    ) -> Result<(), StoreError> {
-        // Both callers hold the transaction's row lock: a second worker
-        // racing for the same attempt waits here, then finds it taken.
-        let taken: i64 = sqlx::query_scalar(
-            &self.backend.sql("SELECT COUNT(*) FROM attempts WHERE transaction_id = ? AND attempt = ?"),
-        )
-        .bind(id)
-        .bind(i64::from(attempt.attempt))
-        .fetch_one(&mut **dbtx)
-        .await
-        .map_err(db)?;
-        if taken > 0 {
-            return Err(StoreError::AttemptTaken { id: id.to_string(), attempt: attempt.attempt });
-        }
-        sqlx::query(&self.backend.sql(
-            "INSERT INTO attempts (transaction_id, attempt, purpose, hash, nonce, max_fee, priority_fee, gas_limit,
-                 sent_at, to_address, value, data)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(id)
-        .bind(i64::from(attempt.attempt))
-        .bind(attempt.purpose.as_str())
-        .bind(&attempt.hash)
-        .bind(to_i64(attempt.nonce)?)
-        .bind(attempt.max_fee.to_string())
-        .bind(attempt.priority_fee.to_string())
-        .bind(to_i64(attempt.gas_limit)?)
-        .bind(attempt.sent_at)
-        .bind(attempt.to.map(|a| a.to_string()))
-        .bind(attempt.value.to_string())
-        .bind(attempt.data.clone())
-        .execute(&mut **dbtx)
-        .await
-        .map_err(db)?;
-        Ok(())
-    }
-
-    async fn update_status(
-        &self,
-        dbtx: &mut sqlx::Transaction<'_, Any>,
-        id: &str,
-        status: TxStatus,
-        reason: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let confirmed_at = (status == TxStatus::Confirmed).then_some(now);
-        let touched = sqlx::query(&self.backend.sql(
-            "UPDATE transactions SET status = ?, status_reason = ?, updated_at = ?,
-                 confirmed_at = COALESCE(?, confirmed_at)
-             WHERE id = ?",
-        ))
-        .bind(status.as_str())
-        .bind(reason)
-        .bind(now)
-        .bind(confirmed_at)
-        .bind(id)
-        .execute(&mut **dbtx)
-        .await
-        .map_err(db)?;
-        found(&touched, id)?;
-        self.status_event(dbtx, id).await
-    }
-
-    async fn append_decision(
-        &self,
-        dbtx: &mut sqlx::Transaction<'_, Any>,
-        id: &str,
-        decision: &DecisionRecord,
-    ) -> Result<(), StoreError> {
-        let appended = sqlx::query(&self.backend.sql("INSERT INTO decisions (transaction_id, record) VALUES (?, ?)"))
-            .bind(id)
-            .bind(json(decision)?)
-            .execute(&mut **dbtx)
-            .await;
-        match appended {
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Err(StoreError::NotFound(id.to_string())),
-            other => other.map(|_| ()).map_err(db),
-        }
-    }
-
-    /// Commits with `decision` in the trail when `update` changed the row;
-    /// otherwise rolls back. Whether it changed is the answer.
-    async fn commit_if_changed(
-        &self,
-        mut dbtx: sqlx::Transaction<'_, Any>,
-        update: &AnyQueryResult,
-        id: &str,
-        decision: &DecisionRecord,
-    ) -> Result<bool, StoreError> {
-        if update.rows_affected() == 0 {
-            dbtx.rollback().await.map_err(db)?;
-            return Ok(false);
-        }
-        self.append_decision(&mut dbtx, id, decision).await?;
-        dbtx.commit().await.map_err(db)?;
-        Ok(true)
     }
 }
 
@@ -907,27 +878,21 @@ impl Store for SqlStore {
     }
 
     async fn cancel_pending(&self, id: &str, reason: &str, decision: &DecisionRecord) -> Result<bool, StoreError> {
-        let mut dbtx = self.pool.begin().await.map_err(db)?;
-        let canceled = sqlx::query(&self.backend.sql(
-            "UPDATE transactions SET status = 'canceled', status_reason = ?, updated_at = ?
-             WHERE id = ? AND nonce IS NULL AND status = 'pending'",
-        ))
-        .bind(reason)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&mut *dbtx)
-        .await
-        .map_err(db)?;
-        if canceled.rows_affected() > 0 {
-            self.status_event(&mut dbtx, id).await?;
+        let mut batch = self.batch(id);
+        batch
+            .push(
+                "UPDATE transactions SET status = 'canceled', status_reason = ?, updated_at = ?
+                 WHERE id = ? AND nonce IS NULL AND status = 'pending'",
+            )
+            .bind(reason)
+            .bind(now_ms())
+            .bind(id)
+            .status_event()
             // A held entry is acked by its worker, which finds it canceled.
-            sqlx::query(&self.backend.sql("DELETE FROM outbox WHERE transaction_id = ? AND state = 'queued'"))
-                .bind(id)
-                .execute(&mut *dbtx)
-                .await
-                .map_err(db)?;
-        }
-        self.commit_if_changed(dbtx, &canceled, id, decision).await
+            .push("DELETE FROM outbox WHERE transaction_id = ? AND state = 'queued'")
+            .bind(id)
+            .decision(decision)?;
+        Ok(self.write(batch).await?.is_some())
     }
 
     async fn replace_pending(
@@ -936,24 +901,23 @@ impl Store for SqlStore {
         valid_until: Option<i64>,
         decision: &DecisionRecord,
     ) -> Result<bool, StoreError> {
-        let mut dbtx = self.pool.begin().await.map_err(db)?;
-        let replaced = sqlx::query(&self.backend.sql(
-            "UPDATE transactions SET to_address = ?, value = ?, data = ?, gas_limit = ?, speed = ?, valid_until = ?,
-                 updated_at = ?
-             WHERE id = ? AND nonce IS NULL AND status = 'pending'",
-        ))
-        .bind(request.to.map(|a| a.to_string()))
-        .bind(request.value.to_string())
-        .bind(request.data.clone())
-        .bind(request.gas_limit.map(to_i64).transpose()?)
-        .bind(request.speed.as_str())
-        .bind(valid_until)
-        .bind(now_ms())
-        .bind(&request.id)
-        .execute(&mut *dbtx)
-        .await
-        .map_err(db)?;
-        self.commit_if_changed(dbtx, &replaced, &request.id, decision).await
+        let mut batch = self.batch(&request.id);
+        batch
+            .push(
+                "UPDATE transactions SET to_address = ?, value = ?, data = ?, gas_limit = ?, speed = ?,
+                     valid_until = ?, updated_at = ?
+                 WHERE id = ? AND nonce IS NULL AND status = 'pending'",
+            )
+            .bind(request.to.map(|a| a.to_string()))
+            .bind(request.value.to_string())
+            .bind(request.data.as_slice())
+            .bind(request.gas_limit.map(to_i64).transpose()?)
+            .bind(request.speed.as_str())
+            .bind(valid_until)
+            .bind(now_ms())
+            .bind(&request.id)
+            .decision(decision)?;
+        Ok(self.write(batch).await?.is_some())
     }
 
     async fn replace_sent(
@@ -962,36 +926,27 @@ impl Store for SqlStore {
         attempt: &Attempt,
         decisions: &[DecisionRecord],
     ) -> Result<bool, StoreError> {
-        let mut dbtx = self.pool.begin().await.map_err(db)?;
-        let replaced = sqlx::query(&self.backend.sql(
-            "UPDATE transactions SET to_address = ?, value = ?, data = ?, gas_limit = ?, speed = ?, hash = ?,
-                 max_fee = ?, priority_fee = ?, status_reason = NULL, updated_at = ?
-             WHERE id = ? AND nonce = ? AND status IN ('sent', 'submitted')",
-        ))
-        .bind(request.to.map(|a| a.to_string()))
-        .bind(request.value.to_string())
-        .bind(request.data.clone())
-        .bind(to_i64(attempt.gas_limit)?)
-        .bind(request.speed.as_str())
-        .bind(&attempt.hash)
-        .bind(attempt.max_fee.to_string())
-        .bind(attempt.priority_fee.to_string())
-        .bind(now_ms())
-        .bind(&request.id)
-        .bind(to_i64(attempt.nonce)?)
-        .execute(&mut *dbtx)
-        .await
-        .map_err(db)?;
-        if replaced.rows_affected() == 0 {
-            dbtx.rollback().await.map_err(db)?;
-            return Ok(false);
-        }
-        self.insert_attempt(&mut dbtx, &request.id, attempt).await?;
-        for decision in decisions {
-            self.append_decision(&mut dbtx, &request.id, decision).await?;
-        }
-        dbtx.commit().await.map_err(db)?;
-        Ok(true)
+        let mut batch = self.batch(&request.id);
+        batch
+            .push(
+                "UPDATE transactions SET to_address = ?, value = ?, data = ?, gas_limit = ?, speed = ?, hash = ?,
+                     max_fee = ?, priority_fee = ?, status_reason = NULL, updated_at = ?
+                 WHERE id = ? AND nonce = ? AND status IN ('sent', 'submitted')",
+            )
+            .bind(request.to.map(|a| a.to_string()))
+            .bind(request.value.to_string())
+            .bind(request.data.as_slice())
+            .bind(to_i64(attempt.gas_limit)?)
+            .bind(request.speed.as_str())
+            .bind(&attempt.hash)
+            .bind(attempt.max_fee.to_string())
+            .bind(attempt.priority_fee.to_string())
+            .bind(now_ms())
+            .bind(&request.id)
+            .bind(to_i64(attempt.nonce)?)
+            .attempt(attempt)?
+            .decisions(decisions)?;
+        Ok(self.write(batch).await?.is_some())
     }
 
     async fn settle(
@@ -999,61 +954,51 @@ impl Store for SqlStore {
         id: &str,
         status: TxStatus,
         reason: Option<&str>,
-        attempt: u32,
+        attempt: &Attempt,
         block: Option<&MinedIn>,
         decision: &DecisionRecord,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut dbtx = self.pool.begin().await.map_err(db)?;
-        // A write first: the lock is taken before anything is read.
-        let touched = sqlx::query(&self.backend.sql("UPDATE transactions SET updated_at = ? WHERE id = ?"))
-            .bind(now)
-            .bind(id)
-            .execute(&mut *dbtx)
-            .await
-            .map_err(db)?;
-        found(&touched, id)?;
-        let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE transaction_id = ? AND attempt = ?");
-        let row = sqlx::query(&self.backend.sql(&sql))
-            .bind(id)
-            .bind(i64::from(attempt))
-            .fetch_optional(&mut *dbtx)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| StoreError::NotFound(format!("{id} attempt {attempt}")))?;
-        let mined = attempt_from_row(&row)?;
         // A no-op keeps the client's content on the transaction.
-        let content = (mined.purpose == Purpose::Send).then_some(&mined);
-        let settled = sqlx::query(&self.backend.sql(
-            "UPDATE transactions SET status = ?, status_reason = ?, updated_at = ?,
-                 confirmed_at = COALESCE(?, confirmed_at), block_number = ?, block_hash = ?,
-                 hash = ?, max_fee = ?, priority_fee = ?, gas_limit = ?,
-                 to_address = CASE WHEN ? THEN ? ELSE to_address END,
-                 value = COALESCE(?, value), data = COALESCE(?, data)
-             WHERE id = ?",
-        ))
-        .bind(status.as_str())
-        .bind(reason)
-        .bind(now)
-        .bind((status == TxStatus::Confirmed).then_some(now))
-        .bind(block.map(|b| to_i64(b.number)).transpose()?)
-        .bind(block.map(|b| b.hash.clone()))
-        .bind(&mined.hash)
-        .bind(mined.max_fee.to_string())
-        .bind(mined.priority_fee.to_string())
-        .bind(to_i64(mined.gas_limit)?)
-        .bind(content.is_some())
-        .bind(mined.to.map(|a| a.to_string()))
-        .bind(content.map(|m| m.value.to_string()))
-        .bind(content.map(|m| m.data.clone()))
-        .bind(id)
-        .execute(&mut *dbtx)
-        .await
-        .map_err(db)?;
-        found(&settled, id)?;
-        self.append_decision(&mut dbtx, id, decision).await?;
-        self.status_event(&mut dbtx, id).await?;
-        dbtx.commit().await.map_err(db)
+        let content = (attempt.purpose == Purpose::Send).then_some(attempt);
+        let mut batch = self.batch(id);
+        // Guarded by the attempt as stored: one released with its nonce
+        // since is no longer the transaction's.
+        batch
+            .push(
+                "UPDATE transactions SET status = ?, status_reason = ?, updated_at = ?,
+                     confirmed_at = COALESCE(?, confirmed_at), block_number = ?, block_hash = ?,
+                     hash = ?, max_fee = ?, priority_fee = ?, gas_limit = ?,
+                     to_address = CASE WHEN ? THEN ? ELSE to_address END,
+                     value = COALESCE(?, value), data = COALESCE(?, data)
+                 WHERE id = ? AND EXISTS (
+                     SELECT 1 FROM attempts WHERE transaction_id = ? AND attempt = ? AND hash = ?
+                 )",
+            )
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(now)
+            .bind((status == TxStatus::Confirmed).then_some(now))
+            .bind(block.map(|b| to_i64(b.number)).transpose()?)
+            .bind(block.map(|b| b.hash.as_str()))
+            .bind(&attempt.hash)
+            .bind(attempt.max_fee.to_string())
+            .bind(attempt.priority_fee.to_string())
+            .bind(to_i64(attempt.gas_limit)?)
+            .bind(content.is_some())
+            .bind(attempt.to.map(|a| a.to_string()))
+            .bind(content.map(|a| a.value.to_string()))
+            .bind(content.map(|a| a.data.as_slice()))
+            .bind(id)
+            .bind(id)
+            .bind(i64::from(attempt.attempt))
+            .bind(&attempt.hash)
+            .decision(decision)?
+            .status_event();
+        match self.write(batch).await? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(format!("{id} attempt {} ({})", attempt.attempt, attempt.hash))),
+        }
     }
 
     async fn bump(
@@ -1063,56 +1008,41 @@ impl Store for SqlStore {
         decisions: &[DecisionRecord],
         reason: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let mut dbtx = self.pool.begin().await.map_err(db)?;
-        let bumped = sqlx::query(&self.backend.sql(
-            "UPDATE transactions SET hash = ?, max_fee = ?, priority_fee = ?, status_reason = ?, updated_at = ?
-             WHERE id = ? AND nonce = ? AND status IN ('sent', 'submitted')",
-        ))
-        .bind(&attempt.hash)
-        .bind(attempt.max_fee.to_string())
-        .bind(attempt.priority_fee.to_string())
-        .bind(reason)
-        .bind(now_ms())
-        .bind(id)
-        .bind(to_i64(attempt.nonce)?)
-        .execute(&mut *dbtx)
-        .await
-        .map_err(db)?;
-        if bumped.rows_affected() == 0 {
-            dbtx.rollback().await.map_err(db)?;
-            return Ok(false);
-        }
-        self.insert_attempt(&mut dbtx, id, attempt).await?;
-        for decision in decisions {
-            self.append_decision(&mut dbtx, id, decision).await?;
-        }
-        dbtx.commit().await.map_err(db)?;
-        Ok(true)
+        let mut batch = self.batch(id);
+        batch
+            .push(
+                "UPDATE transactions SET hash = ?, max_fee = ?, priority_fee = ?, status_reason = ?, updated_at = ?
+                 WHERE id = ? AND nonce = ? AND status IN ('sent', 'submitted')",
+            )
+            .bind(&attempt.hash)
+            .bind(attempt.max_fee.to_string())
+            .bind(attempt.priority_fee.to_string())
+            .bind(reason)
+            .bind(now_ms())
+            .bind(id)
+            .bind(to_i64(attempt.nonce)?)
+            .attempt(attempt)?
+            .decisions(decisions)?;
+        Ok(self.write(batch).await?.is_some())
     }
 
     async fn release_nonce(&self, id: &str, decision: &DecisionRecord) -> Result<bool, StoreError> {
         let now = now_ms();
-        let mut dbtx = self.pool.begin().await.map_err(db)?;
-        let released = sqlx::query(&self.backend.sql(
-            "UPDATE transactions SET status = 'pending', nonce = NULL, hash = NULL, max_fee = NULL,
-                 priority_fee = NULL, sent_at = NULL, status_reason = NULL, updated_at = ?
-             WHERE id = ? AND nonce IS NOT NULL AND status IN ('pending', 'sent', 'submitted')",
-        ))
-        .bind(now)
-        .bind(id)
-        .execute(&mut *dbtx)
-        .await
-        .map_err(db)?;
-        if released.rows_affected() > 0 {
-            self.status_event(&mut dbtx, id).await?;
-            sqlx::query(&self.backend.sql("DELETE FROM attempts WHERE transaction_id = ?"))
-                .bind(id)
-                .execute(&mut *dbtx)
-                .await
-                .map_err(db)?;
-            self.enqueue(&mut dbtx, id, now).await?;
-        }
-        self.commit_if_changed(dbtx, &released, id, decision).await
+        let mut batch = self.batch(id);
+        batch
+            .push(
+                "UPDATE transactions SET status = 'pending', nonce = NULL, hash = NULL, max_fee = NULL,
+                     priority_fee = NULL, sent_at = NULL, status_reason = NULL, updated_at = ?
+                 WHERE id = ? AND nonce IS NOT NULL AND status IN ('pending', 'sent', 'submitted')",
+            )
+            .bind(now)
+            .bind(id)
+            .status_event()
+            .push("DELETE FROM attempts WHERE transaction_id = ?")
+            .bind(id)
+            .enqueue(now)
+            .decision(decision)?;
+        Ok(self.write(batch).await?.is_some())
     }
 
     async fn fill_gap(
@@ -1126,20 +1056,14 @@ impl Store for SqlStore {
 
     async fn requeue(&self, id: &str, decision: &DecisionRecord) -> Result<bool, StoreError> {
         let now = now_ms();
-        let mut dbtx = self.pool.begin().await.map_err(db)?;
-        let touched =
-            sqlx::query(&self.backend.sql(
-                "UPDATE transactions SET updated_at = ? WHERE id = ? AND status = 'pending' AND nonce IS NOT NULL",
-            ))
+        let mut batch = self.batch(id);
+        batch
+            .push("UPDATE transactions SET updated_at = ? WHERE id = ? AND status = 'pending' AND nonce IS NOT NULL")
             .bind(now)
             .bind(id)
-            .execute(&mut *dbtx)
-            .await
-            .map_err(db)?;
-        if touched.rows_affected() > 0 {
-            self.enqueue(&mut dbtx, id, now).await?;
-        }
-        self.commit_if_changed(dbtx, &touched, id, decision).await
+            .enqueue(now)
+            .decision(decision)?;
+        Ok(self.write(batch).await?.is_some())
     }
 
     async fn lane(&self, relayer_id: &str, from: u64, limit: u32) -> Result<Lane, StoreError> {
@@ -1236,35 +1160,30 @@ impl Store for SqlStore {
         decision: &DecisionRecord,
         status: TxStatus,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut dbtx = self.pool.begin().await.map_err(db)?;
-        let touched = sqlx::query(&self.backend.sql(
-            "UPDATE transactions SET status = ?, status_reason = NULL, hash = ?, max_fee = ?, priority_fee = ?,
-                 gas_limit = ?, sent_at = COALESCE(sent_at, ?), updated_at = ?
-             WHERE id = ?",
-        ))
-        .bind(status.as_str())
-        .bind(&attempt.hash)
-        .bind(attempt.max_fee.to_string())
-        .bind(attempt.priority_fee.to_string())
-        .bind(to_i64(attempt.gas_limit)?)
-        .bind(attempt.sent_at)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *dbtx)
-        .await
-        .map_err(db)?;
-        found(&touched, id)?;
-        self.status_event(&mut dbtx, id).await?;
-        self.append_decision(&mut dbtx, id, decision).await?;
-        self.insert_attempt(&mut dbtx, id, attempt).await?;
-        dbtx.commit().await.map_err(db)
+        let mut batch = self.batch(id);
+        batch
+            .push(
+                "UPDATE transactions SET status = ?, status_reason = NULL, hash = ?, max_fee = ?, priority_fee = ?,
+                     gas_limit = ?, sent_at = COALESCE(sent_at, ?), updated_at = ?
+                 WHERE id = ?",
+            )
+            .bind(status.as_str())
+            .bind(&attempt.hash)
+            .bind(attempt.max_fee.to_string())
+            .bind(attempt.priority_fee.to_string())
+            .bind(to_i64(attempt.gas_limit)?)
+            .bind(attempt.sent_at)
+            .bind(now_ms())
+            .bind(id)
+            .status_event()
+            .decision(decision)?
+            .attempt(attempt)?;
+        self.write(batch).await?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        Ok(())
     }
 
     async fn set_status(&self, id: &str, status: TxStatus, reason: Option<&str>) -> Result<(), StoreError> {
-        let mut dbtx = self.pool.begin().await.map_err(db)?;
-        self.update_status(&mut dbtx, id, status, reason).await?;
-        dbtx.commit().await.map_err(db)
+        self.move_to(id, status, reason, None).await
     }
 
     async fn transition(
@@ -1274,33 +1193,27 @@ impl Store for SqlStore {
         reason: Option<&str>,
         decision: &DecisionRecord,
     ) -> Result<(), StoreError> {
-        let mut dbtx = self.pool.begin().await.map_err(db)?;
-        self.update_status(&mut dbtx, id, status, reason).await?;
-        self.append_decision(&mut dbtx, id, decision).await?;
-        dbtx.commit().await.map_err(db)
+        self.move_to(id, status, reason, Some(decision)).await
     }
 
     async fn submitted(&self, id: &str, decision: &DecisionRecord) -> Result<bool, StoreError> {
-        let mut dbtx = self.pool.begin().await.map_err(db)?;
-        let moved = sqlx::query(&self.backend.sql(
-            "UPDATE transactions SET status = 'submitted', status_reason = NULL, updated_at = ?
-             WHERE id = ? AND status = 'sent'",
-        ))
-        .bind(now_ms())
-        .bind(id)
-        .execute(&mut *dbtx)
-        .await
-        .map_err(db)?;
-        if moved.rows_affected() > 0 {
-            self.status_event(&mut dbtx, id).await?;
-        }
-        self.commit_if_changed(dbtx, &moved, id, decision).await
+        let mut batch = self.batch(id);
+        batch
+            .push(
+                "UPDATE transactions SET status = 'submitted', status_reason = NULL, updated_at = ?
+                 WHERE id = ? AND status = 'sent'",
+            )
+            .bind(now_ms())
+            .bind(id)
+            .status_event()
+            .decision(decision)?;
+        Ok(self.write(batch).await?.is_some())
     }
 
     async fn add_decision(&self, id: &str, decision: &DecisionRecord) -> Result<(), StoreError> {
-        let mut dbtx = self.pool.begin().await.map_err(db)?;
-        self.append_decision(&mut dbtx, id, decision).await?;
-        dbtx.commit().await.map_err(db)
+        let mut batch = self.batch(id);
+        batch.decision(decision)?;
+        self.write(batch).await.map(drop)
     }
 
     async fn in_flight(&self, limit: u32) -> Result<Vec<Transaction>, StoreError> {

@@ -362,7 +362,10 @@ pub async fn a_replacement_at_the_nonce_and_settling_on_the_attempt_mined(store:
 
     // The first attempt is the one mined: the transaction shows it again.
     let block = MinedIn { number: 7, hash: format!("0x{}", "c".repeat(64)) };
-    store.settle("r", TxStatus::Confirmed, None, 1, Some(&block), &decision("watcher", "confirmed")).await.unwrap();
+    store
+        .settle("r", TxStatus::Confirmed, None, &first, Some(&block), &decision("watcher", "confirmed"))
+        .await
+        .unwrap();
     let settled = store.get("r").await.unwrap().unwrap();
     assert_eq!(settled.status, TxStatus::Confirmed);
     assert_eq!(settled.decisions.last().unwrap().outcome, "confirmed", "settled with its decision");
@@ -372,12 +375,19 @@ pub async fn a_replacement_at_the_nonce_and_settling_on_the_attempt_mined(store:
         (original.to, original.value, original.data)
     );
     assert_eq!((settled.hash.as_deref(), settled.max_fee), (Some(first.hash.as_str()), Some(U256::from(100))));
-    assert_eq!(settled.mined_in, Some(block));
+    assert_eq!(settled.mined_in.as_ref(), Some(&block));
     assert!(!store.replace_sent(&replacement, &second, &decisions).await.unwrap(), "confirmed: too late");
     assert!(matches!(
-        store.settle("missing", TxStatus::Mined, None, 1, None, &decision("watcher", "mined")).await,
+        store.settle("missing", TxStatus::Mined, None, &first, None, &decision("watcher", "mined")).await,
         Err(StoreError::NotFound(_))
     ));
+    // An attempt not stored as given (a nonce released since takes its
+    // attempts with it) settles nothing.
+    let stale = Attempt { hash: format!("0x{}", "e".repeat(64)), ..first.clone() };
+    let refused = store.settle("r", TxStatus::Failed, None, &stale, Some(&block), &decision("watcher", "stale")).await;
+    assert!(matches!(refused, Err(StoreError::NotFound(_))), "{refused:?}");
+    let kept = store.get("r").await.unwrap().unwrap();
+    assert_eq!((kept.status, kept.decisions.len()), (TxStatus::Confirmed, settled.decisions.len()));
 }
 
 fn attempt(number: u32, nonce: u64, purpose: Purpose) -> Attempt {
@@ -423,12 +433,12 @@ pub async fn bumps_and_no_ops_keep_the_content_and_settle_by_purpose(store: Arc<
     // to submitted after a reorg.
     let block = MinedIn { number: 9, hash: format!("0x{}", "d".repeat(64)) };
     store
-        .settle("k", TxStatus::Canceled, Some("canceled"), 2, Some(&block), &decision("watcher", "mined"))
+        .settle("k", TxStatus::Canceled, Some("canceled"), &cancel, Some(&block), &decision("watcher", "mined"))
         .await
         .unwrap();
     let tx = store.get("k").await.unwrap().unwrap();
     assert_eq!((tx.status, tx.request.clone(), tx.mined_in.clone()), (TxStatus::Canceled, original, Some(block)));
-    store.settle("k", TxStatus::Submitted, Some("reorg"), 2, None, &decision("watcher", "reorg")).await.unwrap();
+    store.settle("k", TxStatus::Submitted, Some("reorg"), &cancel, None, &decision("watcher", "reorg")).await.unwrap();
     assert_eq!(store.get("k").await.unwrap().unwrap().mined_in, None);
     assert!(store.bump("k", &attempt(3, nonce, Purpose::Send), &[], None).await.unwrap(), "submitted again");
 }

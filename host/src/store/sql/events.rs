@@ -1,8 +1,7 @@
-//! [`EventStore`] on the SQL store, and the status events the transaction
-//! statements append in their own database transaction.
+//! [`EventStore`] on the SQL store. The status events the transaction
+//! statements append in their own database transaction are in `batch`.
 
 use async_trait::async_trait;
-use sqlx::Any;
 use sqlx::any::AnyRow;
 
 use super::{SqlStore, db, from_i64, get, opt_text, text, to_i64};
@@ -39,28 +38,6 @@ impl EventStore for SqlStore {
         let last: Option<i64> =
             sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(&self.reads).await.map_err(db)?;
         from_i64(last.unwrap_or(0))
-    }
-}
-
-impl SqlStore {
-    /// Appends the transaction's status as it now stands (after the
-    /// statement that changed it, inside the same database transaction).
-    pub(super) async fn status_event(
-        &self,
-        dbtx: &mut sqlx::Transaction<'_, Any>,
-        transaction_id: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(&self.backend.sql(
-            "INSERT INTO events (kind, transaction_id, relayer_id, status, detail, created_at)
-             SELECT ?, id, relayer_id, status, status_reason, ? FROM transactions WHERE id = ?",
-        ))
-        .bind(EventKind::TransactionStatus.as_str())
-        .bind(now_ms())
-        .bind(transaction_id)
-        .execute(&mut **dbtx)
-        .await
-        .map_err(db)?;
-        Ok(())
     }
 }
 
