@@ -28,7 +28,7 @@ use sqlx::migrate::{Migrate, Migrator};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 
-use self::batch::{Batch, Ran};
+use self::batch::Batch;
 use super::{
     Attempt, Census, Checkpoint, DecisionRecord, EventKind, Holder, Idempotency, IdempotentOrigin, Lane, MinedIn,
     NewTransaction, NonceAssignment, Page, Purpose, RelayerCounts, Store, StoreError, Transaction, TxStatus, now_ms,
@@ -502,8 +502,8 @@ impl SqlStore {
     }
 
     /// Runs `batch` as a database transaction of its own: committed when its
-    /// guard changed a row; otherwise rolled back, and `None`.
-    async fn write(&self, batch: Batch<'_>) -> Result<Option<Ran>, StoreError> {
+    /// guards changed a row; otherwise rolled back, and `None`.
+    async fn write(&self, batch: Batch<'_>) -> Result<Option<Vec<AnyRow>>, StoreError> {
         let mut dbtx = self.pool.begin().await.map_err(db)?;
         let ran = batch.run(&mut dbtx).await?;
         if ran.is_some() { dbtx.commit().await } else { dbtx.rollback().await }.map_err(db)?;
@@ -658,12 +658,11 @@ impl SqlStore {
             .decision(decision)?
             .push(&format!("SELECT {TX_COLUMNS} FROM transactions WHERE id = ?"))
             .bind(id);
-        let ran = batch.run(&mut dbtx).await?;
-        let Some(ran) = ran else {
+        let Some(rows) = batch.run(&mut dbtx).await? else {
             dbtx.rollback().await.map_err(db)?;
             return self.assign_nonce_carefully(id, relayer_id, decision).await;
         };
-        let transaction = tx_from_row(ran.rows.first().ok_or_else(|| StoreError::NotFound(id.to_string()))?)?;
+        let transaction = tx_from_row(rows.first().ok_or_else(|| StoreError::NotFound(id.to_string()))?)?;
         let nonce = transaction.nonce.ok_or_else(|| StoreError::Corrupt(format!("{id}: no nonce after assignment")))?;
         dbtx.commit().await.map_err(db)?;
         // A transaction without a nonce has no attempts.

@@ -32,14 +32,6 @@ pub(super) struct Batch<'q> {
     bind_error: Option<BoxDynError>,
 }
 
-/// What a batch's statements answered.
-pub(super) struct Ran {
-    /// Rows changed, one entry a statement. On SQLite a SELECT's entry
-    /// repeats the statement before it: read only the writes'.
-    pub(super) changes: Vec<u64>,
-    pub(super) rows: Vec<AnyRow>,
-}
-
 impl<'q> Batch<'q> {
     pub(super) fn new(backend: Backend, id: &'q str) -> Self {
         Batch { backend, id, attempt: None, statements: Vec::new(), count: 0, guards: vec![0], bind_error: None }
@@ -76,25 +68,28 @@ impl<'q> Batch<'q> {
         self
     }
 
-    /// Runs the statements inside the caller's database transaction. The
-    /// first is a guard: when a guard changes no row, the statements after
-    /// it do not count (on a server they do not run, and an error of
-    /// theirs on SQLite is not one), and the answer is `None`; the caller
-    /// rolls back.
-    pub(super) async fn run(self, conn: &mut AnyConnection) -> Result<Option<Ran>, StoreError> {
+    /// Runs the statements inside the caller's database transaction, and
+    /// answers the rows they returned. The first is a guard: when a guard
+    /// changes no row, the statements after it do not count (on a server
+    /// they do not run, and an error of theirs on SQLite is not one), and
+    /// the answer is `None`; the caller rolls back.
+    pub(super) async fn run(self, conn: &mut AnyConnection) -> Result<Option<Vec<AnyRow>>, StoreError> {
         if let Some(e) = self.bind_error {
             return Err(StoreError::Database(format!("cannot bind a value: {e}")));
         }
-        let mut ran = Ran { changes: Vec::with_capacity(self.count), rows: Vec::new() };
+        // Rows changed, one entry a statement. On SQLite a SELECT's entry
+        // repeats the statement before it; the guards are writes.
+        let mut changes = Vec::with_capacity(self.count);
+        let mut rows = Vec::new();
         let missed = |changes: &[u64]| self.guards.iter().any(|&g| changes.get(g) == Some(&0));
         for (sql, arguments) in self.statements {
             let mut answers = conn.fetch_many(sqlx::query_with(&sql, arguments));
             loop {
                 match answers.try_next().await {
-                    Ok(Some(Either::Left(done))) => ran.changes.push(done.rows_affected()),
-                    Ok(Some(Either::Right(row))) => ran.rows.push(row),
+                    Ok(Some(Either::Left(done))) => changes.push(done.rows_affected()),
+                    Ok(Some(Either::Right(row))) => rows.push(row),
                     Ok(None) => break,
-                    Err(_) if missed(&ran.changes) => return Ok(None),
+                    Err(_) if missed(&changes) => return Ok(None),
                     Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
                         return Err(StoreError::NotFound(self.id.to_string()));
                     }
@@ -107,19 +102,19 @@ impl<'q> Batch<'q> {
                     Err(e) => return Err(db(e)),
                 }
             }
-            if missed(&ran.changes) {
+            if missed(&changes) {
                 return Ok(None);
             }
         }
-        if ran.changes.len() != self.count {
+        if changes.len() != self.count {
             return Err(StoreError::Database(format!(
                 "{} of {} statements answered about transaction {}",
-                ran.changes.len(),
+                changes.len(),
                 self.count,
                 self.id
             )));
         }
-        Ok(Some(ran))
+        Ok(Some(rows))
     }
 }
 
