@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use alloy_primitives::B256;
+use futures::future;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -35,6 +36,8 @@ const BLOCKS_PER_POLL: u64 = 256;
 const FIRST_LOOKBACK: u64 = 64;
 /// Nonces of a lane looked at per poll.
 const LANE_SCAN: u32 = 64;
+/// A block's transactions settled at once at most.
+const SETTLES_AT_ONCE: usize = 64;
 
 #[derive(Debug)]
 pub struct Watcher {
@@ -131,14 +134,28 @@ impl Watcher {
                 }
             };
             let mined_in = MinedIn { number, hash: block.hash.to_string() };
-            let mut block_outcome = Ok(());
+            // Side by side: each settle is a write of its own, and written
+            // together they share the store's commits.
+            let (mut ids, mut settles) = (Vec::new(), Vec::new());
             for (hash, success) in &block.receipts {
-                if let Some((tx, attempt)) = by_hash.get(hash) {
-                    block_outcome = self.included(tx, attempt, &mined_in, *success, head).await;
-                    if block_outcome.is_err() {
-                        break;
+                if let Some(&(tx, attempt)) = by_hash.get(hash) {
+                    ids.push(tx.id());
+                    settles.push(self.included(tx, attempt, &mined_in, *success, head));
+                }
+            }
+            let mut results = Vec::with_capacity(settles.len());
+            while !settles.is_empty() {
+                let rest = settles.split_off(settles.len().min(SETTLES_AT_ONCE));
+                results.extend(future::join_all(std::mem::replace(&mut settles, rest)).await);
+            }
+            drop(settles);
+            let mut block_outcome = Ok(());
+            for (id, result) in ids.into_iter().zip(results) {
+                match result {
+                    Ok(()) => {
+                        settled.insert(id);
                     }
-                    settled.insert(tx.id());
+                    Err(error) => block_outcome = Err(error),
                 }
             }
             if let Err(error) = block_outcome {

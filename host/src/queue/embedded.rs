@@ -23,6 +23,8 @@ const POLL: Duration = Duration::from_millis(20);
 #[derive(Clone, Debug)]
 pub struct EmbeddedQueue {
     pool: AnyPool,
+    /// Where an idle worker looks for work before it takes the writer.
+    reads: AnyPool,
     backend: Backend,
     policy: RetryPolicy,
 }
@@ -36,10 +38,14 @@ const EXPIRED: &str =
 const DUE: &str =
     "SELECT id FROM outbox WHERE state = 'queued' AND available_at <= ? ORDER BY available_at, id LIMIT 1";
 
+/// Whether [`EXPIRED`] or [`DUE`] would find an entry.
+const READY: &str = "SELECT 1 FROM outbox WHERE state = 'in_flight' AND lease_until <= ?
+     UNION ALL SELECT 1 FROM outbox WHERE state = 'queued' AND available_at <= ? LIMIT 1";
+
 impl EmbeddedQueue {
     /// A queue over the outbox of the store's database.
     pub fn new(store: &SqlStore, policy: RetryPolicy) -> Self {
-        EmbeddedQueue { pool: store.pool().clone(), backend: store.backend(), policy }
+        EmbeddedQueue { pool: store.pool().clone(), reads: store.reads().clone(), backend: store.backend(), policy }
     }
 
     /// Takes the oldest ready entry: `(entry id, transaction id, deliveries)`.
@@ -81,6 +87,15 @@ impl EmbeddedQueue {
                 Ok(Some(taken))
             }
         }
+    }
+
+    /// Whether an entry is ready to take, read beside the writer: a claim
+    /// is a write, and idle workers polling with writes held up the writes
+    /// that relay.
+    async fn any_ready(&self, now: i64) -> Result<bool, QueueError> {
+        let sql = self.backend.sql(READY);
+        let found = sqlx::query(&sql).bind(now).bind(now).fetch_optional(&self.reads).await.map_err(database)?;
+        Ok(found.is_some())
     }
 
     async fn claim(&self) -> Result<Option<Delivery>, QueueError> {
@@ -126,10 +141,15 @@ fn held(done: &AnyQueryResult, delivery: &Delivery) -> Result<(), QueueError> {
 impl Queue for EmbeddedQueue {
     async fn receive(&self, wait: Duration) -> Result<Option<Delivery>, QueueError> {
         let deadline = tokio::time::Instant::now() + wait;
+        // A worker that just finished one likely finds another: no look first.
+        let mut idle = false;
         loop {
-            if let Some(delivery) = self.claim().await? {
+            if (!idle || self.any_ready(now_ms()).await?)
+                && let Some(delivery) = self.claim().await?
+            {
                 return Ok(Some(delivery));
             }
+            idle = true;
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Ok(None);

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::plugins::TxRequest;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database unavailable: {0}")]
     Unavailable(String),

@@ -12,6 +12,7 @@
 
 mod batch;
 mod events;
+mod group;
 mod keys;
 mod webhooks;
 
@@ -29,6 +30,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 
 use self::batch::Batch;
+use self::group::GroupWriter;
 use super::{
     Attempt, Census, Checkpoint, DecisionRecord, EventKind, Holder, Idempotency, IdempotentOrigin, Lane, MinedIn,
     NewTransaction, NonceAssignment, Page, Purpose, RelayerCounts, Store, StoreError, Transaction, TxStatus, now_ms,
@@ -151,6 +153,8 @@ pub struct SqlStore {
     /// pool on a server.
     reads: AnyPool,
     backend: Backend,
+    /// SQLite's batches, written in groups.
+    group: Option<GroupWriter>,
 }
 
 /// What a pool's connections are for.
@@ -254,7 +258,8 @@ impl SqlStore {
             Backend::Sqlite if !in_memory => connect(Role::Reader, SQLITE_READERS).await.map_err(unreachable)?,
             _ => pool.clone(),
         };
-        Ok(SqlStore { pool, reads, backend })
+        let group = (backend == Backend::Sqlite).then(|| GroupWriter::start(pool.clone()));
+        Ok(SqlStore { pool, reads, backend, group })
     }
 
     /// The migrations this build has that the database lacks, in order.
@@ -321,6 +326,12 @@ impl SqlStore {
     /// The pool, shared with the embedded queue (same database).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool reads outside a write take: on SQLite, connections beside
+    /// the writer.
+    pub fn reads(&self) -> &AnyPool {
+        &self.reads
     }
 
     pub fn backend(&self) -> Backend {
@@ -497,13 +508,17 @@ impl SqlStore {
         Ok(())
     }
 
-    fn batch<'q>(&self, id: &'q str) -> Batch<'q> {
+    fn batch(&self, id: &str) -> Batch {
         Batch::new(self.backend, id)
     }
 
-    /// Runs `batch` as a database transaction of its own: committed when its
+    /// Runs `batch` as a database transaction of its own (on SQLite, one
+    /// shared with the batches written beside it): committed when its
     /// guards changed a row; otherwise rolled back, and `None`.
-    async fn write(&self, batch: Batch<'_>) -> Result<Option<Vec<AnyRow>>, StoreError> {
+    async fn write(&self, batch: Batch) -> Result<Option<Vec<AnyRow>>, StoreError> {
+        if let Some(group) = &self.group {
+            return group.write(batch).await;
+        }
         let mut dbtx = self.pool.begin().await.map_err(db)?;
         let ran = batch.run(&mut dbtx).await?;
         if ran.is_some() { dbtx.commit().await } else { dbtx.rollback().await }.map_err(db)?;
@@ -632,7 +647,6 @@ impl SqlStore {
         decision: &DecisionRecord,
     ) -> Result<NonceAssignment, StoreError> {
         let now = now_ms();
-        let mut dbtx = self.pool.begin().await.map_err(db)?;
         let mut batch = self.batch(id);
         // The transaction's row lock, then the lane's: the order every
         // write that takes both keeps.
@@ -658,13 +672,11 @@ impl SqlStore {
             .decision(decision)?
             .push(&format!("SELECT {TX_COLUMNS} FROM transactions WHERE id = ?"))
             .bind(id);
-        let Some(rows) = batch.run(&mut dbtx).await? else {
-            dbtx.rollback().await.map_err(db)?;
+        let Some(rows) = self.write(batch).await? else {
             return self.assign_nonce_carefully(id, relayer_id, decision).await;
         };
         let transaction = tx_from_row(rows.first().ok_or_else(|| StoreError::NotFound(id.to_string()))?)?;
         let nonce = transaction.nonce.ok_or_else(|| StoreError::Corrupt(format!("{id}: no nonce after assignment")))?;
-        dbtx.commit().await.map_err(db)?;
         // A transaction without a nonce has no attempts.
         Ok(NonceAssignment { nonce, fresh: true, transaction })
     }

@@ -115,6 +115,50 @@ pub async fn concurrent_assignments_never_share_a_nonce(store: Arc<dyn Store>) {
     assert_eq!(seen, (0..n as u64).collect::<HashSet<_>>());
 }
 
+/// Writes racing each other (on SQLite they share database transactions):
+/// each one applies, misses its guard or fails on its own.
+pub async fn concurrent_writes_apply_or_miss_each_on_their_own(store: Arc<dyn Store>) {
+    let n = 48;
+    for i in 0..n {
+        let id = format!("w{i}");
+        store.insert(&new_tx(&id)).await.unwrap();
+        if i % 3 == 0 {
+            let nonce = store.assign_nonce(&id, "lane", &decision("selector", "chosen lane")).await.unwrap().nonce;
+            let sent = attempt(1, nonce, Purpose::Send);
+            store.record_attempt(&id, &sent, &decision("fee", "priced"), TxStatus::Sent).await.unwrap();
+        }
+    }
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                // Every fourth writes about a transaction that does not exist.
+                let (gone, id) = (format!("gone{i}"), format!("w{i}"));
+                match i % 4 {
+                    0 => (None, Some(store.add_decision(&gone, &decision("send", "noted")).await)),
+                    _ => (Some(store.submitted(&id, &decision("send", "accepted")).await.unwrap()), None),
+                }
+            })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let (submitted, missing) = task.await.unwrap();
+        let tx = store.get(&format!("w{i}")).await.unwrap().unwrap();
+        if let Some(missing) = missing {
+            assert!(matches!(missing, Err(StoreError::NotFound(_))), "w{i}: {missing:?}");
+            let expected = if i % 3 == 0 { TxStatus::Sent } else { TxStatus::Pending };
+            assert_eq!(tx.status, expected, "w{i} is untouched");
+            continue;
+        }
+        let sent = i % 3 == 0;
+        assert_eq!(submitted, Some(sent), "w{i}: only a sent transaction is submitted");
+        assert_eq!(tx.status, if sent { TxStatus::Submitted } else { TxStatus::Pending }, "w{i}");
+        let accepted = tx.decisions.iter().filter(|d| d.outcome == "accepted").count();
+        assert_eq!(accepted, usize::from(sent), "w{i}: a missed write leaves no trail");
+    }
+    assert!(store.get("gone0").await.unwrap().is_none());
+}
+
 /// Two host replicas on one database (two stores, each with its own pool),
 /// assigning from the same relayers' lanes at once while each replica keeps
 /// re-syncing the lanes from a chain that has mined nothing yet.
@@ -690,6 +734,7 @@ macro_rules! store_suite {
             refuses_a_duplicate_id_and_keeps_the_first,
             assigns_contiguous_nonces_once_each,
             concurrent_assignments_never_share_a_nonce,
+            concurrent_writes_apply_or_miss_each_on_their_own,
             sync_lane_never_reissues_an_assigned_nonce,
             records_attempts_and_the_decision_trail,
             lists_a_relayers_transactions_newest_first,
