@@ -10,21 +10,19 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::AnyPool;
-use sqlx::any::AnyQueryResult;
+use sqlx::Row;
 
 use super::{Delivery, Queue, QueueError, QueueStats, RetryOutcome, RetryPolicy, database};
-use crate::store::now_ms;
-use crate::store::sql::{Backend, SqlStore};
+use crate::store::sql::{Backend, Batch, SqlStore};
+use crate::store::{StoreError, now_ms};
 
 /// How often an idle `receive` looks for work.
 const POLL: Duration = Duration::from_millis(20);
 
 #[derive(Clone, Debug)]
 pub struct EmbeddedQueue {
-    pool: AnyPool,
-    /// Where an idle worker looks for work before it takes the writer.
-    reads: AnyPool,
+    /// Its writes: on SQLite they join the store's group commits.
+    store: SqlStore,
     backend: Backend,
     policy: RetryPolicy,
 }
@@ -45,11 +43,11 @@ const READY: &str = "SELECT 1 FROM outbox WHERE state = 'in_flight' AND lease_un
 impl EmbeddedQueue {
     /// A queue over the outbox of the store's database.
     pub fn new(store: &SqlStore, policy: RetryPolicy) -> Self {
-        EmbeddedQueue { pool: store.pool().clone(), reads: store.reads().clone(), backend: store.backend(), policy }
+        EmbeddedQueue { store: store.clone(), backend: store.backend(), policy }
     }
 
     /// Takes the oldest ready entry: `(entry id, transaction id, deliveries)`.
-    async fn take(&self, now: i64) -> Result<Option<(i64, String, i64)>, sqlx::Error> {
+    async fn take(&self, now: i64) -> Result<Option<(i64, String, i64)>, QueueError> {
         let lease_until = now.saturating_add(self.policy.lease.as_millis() as i64);
         let take = "UPDATE outbox SET state = 'in_flight', deliveries = deliveries + 1, lease_until = ? WHERE id = ?";
         match self.backend {
@@ -59,34 +57,60 @@ impl EmbeddedQueue {
                     "{} RETURNING id, transaction_id, deliveries",
                     take.replace("id = ?", &format!("id = COALESCE(({EXPIRED}), ({DUE}))"))
                 );
-                sqlx::query_as(&sql).bind(lease_until).bind(now).bind(now).fetch_optional(&self.pool).await
+                let mut batch = self.store.batch("outbox");
+                batch.push(&sql).bind(lease_until).bind(now).bind(now);
+                let Some(row) =
+                    self.store.write_one(batch).await.map_err(stored)?.and_then(|rows| rows.into_iter().next())
+                else {
+                    return Ok(None);
+                };
+                let taken = (row.try_get::<i64, _>(0), row.try_get::<String, _>(1), row.try_get::<i64, _>(2));
+                match taken {
+                    (Ok(id), Ok(transaction_id), Ok(deliveries)) => Ok(Some((id, transaction_id, deliveries))),
+                    _ => Err(QueueError::Backend(format!("an outbox row that cannot be read: {taken:?}"))),
+                }
             }
             // MySQL cannot update a table it selects from in a subquery.
             Backend::Postgres | Backend::MySql => {
-                let mut dbtx = self.pool.begin().await?;
-                let mut found = None;
-                for ready in [EXPIRED, DUE] {
-                    let locking = format!("{ready} FOR UPDATE SKIP LOCKED");
-                    let locking = self.backend.sql(&locking);
-                    found = sqlx::query_scalar::<_, i64>(&locking).bind(now).fetch_optional(&mut *dbtx).await?;
-                    if found.is_some() {
-                        break;
-                    }
-                }
-                let Some(id) = found else {
-                    dbtx.rollback().await?;
-                    return Ok(None);
-                };
-                sqlx::query(&self.backend.sql(take)).bind(lease_until).bind(id).execute(&mut *dbtx).await?;
-                let taken =
-                    sqlx::query_as(&self.backend.sql("SELECT id, transaction_id, deliveries FROM outbox WHERE id = ?"))
-                        .bind(id)
-                        .fetch_one(&mut *dbtx)
-                        .await?;
-                dbtx.commit().await?;
-                Ok(Some(taken))
+                self.take_skipping_locked(now, lease_until, take).await.map_err(database)
             }
         }
+    }
+
+    async fn take_skipping_locked(
+        &self,
+        now: i64,
+        lease_until: i64,
+        take: &str,
+    ) -> Result<Option<(i64, String, i64)>, sqlx::Error> {
+        let mut dbtx = self.store.pool().begin().await?;
+        let mut found = None;
+        for ready in [EXPIRED, DUE] {
+            let locking = format!("{ready} FOR UPDATE SKIP LOCKED");
+            let locking = self.backend.sql(&locking);
+            found = sqlx::query_scalar::<_, i64>(&locking).bind(now).fetch_optional(&mut *dbtx).await?;
+            if found.is_some() {
+                break;
+            }
+        }
+        let Some(id) = found else {
+            dbtx.rollback().await?;
+            return Ok(None);
+        };
+        sqlx::query(&self.backend.sql(take)).bind(lease_until).bind(id).execute(&mut *dbtx).await?;
+        let taken = sqlx::query_as(&self.backend.sql("SELECT id, transaction_id, deliveries FROM outbox WHERE id = ?"))
+            .bind(id)
+            .fetch_one(&mut *dbtx)
+            .await?;
+        dbtx.commit().await?;
+        Ok(Some(taken))
+    }
+
+    /// Runs one statement on an outbox entry: whether it changed it.
+    async fn change(&self, sql: &str, bind: impl FnOnce(&mut Batch)) -> Result<bool, QueueError> {
+        let mut batch = self.store.batch("outbox");
+        bind(batch.push(sql));
+        Ok(self.store.write_one(batch).await.map_err(stored)?.is_some())
     }
 
     /// Whether an entry is ready to take, read beside the writer: a claim
@@ -94,27 +118,22 @@ impl EmbeddedQueue {
     /// that relay.
     async fn any_ready(&self, now: i64) -> Result<bool, QueueError> {
         let sql = self.backend.sql(READY);
-        let found = sqlx::query(&sql).bind(now).bind(now).fetch_optional(&self.reads).await.map_err(database)?;
+        let found = sqlx::query(&sql).bind(now).bind(now).fetch_optional(self.store.reads()).await.map_err(database)?;
         Ok(found.is_some())
     }
 
     async fn claim(&self) -> Result<Option<Delivery>, QueueError> {
         loop {
-            let claimed = self.take(now_ms()).await.map_err(database)?;
+            let claimed = self.take(now_ms()).await?;
             let Some((id, transaction_id, deliveries)) = claimed else { return Ok(None) };
             let attempt = u32::try_from(deliveries).unwrap_or(u32::MAX);
             if attempt > self.policy.max_deliveries {
                 // Its workers kept dying before they could retry it.
-                sqlx::query(
-                    &self
-                        .backend
-                        .sql("UPDATE outbox SET state = 'dead', lease_until = NULL, last_error = ? WHERE id = ?"),
-                )
-                .bind(format!("abandoned by {} workers that stopped without acking", attempt - 1))
-                .bind(id)
-                .execute(&self.pool)
-                .await
-                .map_err(database)?;
+                let reason = format!("abandoned by {} workers that stopped without acking", attempt - 1);
+                self.change("UPDATE outbox SET state = 'dead', lease_until = NULL, last_error = ? WHERE id = ?", |b| {
+                    b.bind(reason).bind(id);
+                })
+                .await?;
                 tracing::warn!(%transaction_id, "queue entry dead-lettered: its workers kept stopping");
                 continue;
             }
@@ -129,11 +148,10 @@ fn parse_tag(tag: &str) -> Result<(i64, i64), QueueError> {
         .ok_or_else(|| QueueError::Lost(tag.to_string()))
 }
 
-/// `Lost` when the statement found the delivery no longer held under its tag.
-fn held(done: &AnyQueryResult, delivery: &Delivery) -> Result<(), QueueError> {
-    match done.rows_affected() {
-        0 => Err(QueueError::Lost(delivery.tag.clone())),
-        _ => Ok(()),
+fn stored(e: StoreError) -> QueueError {
+    match e {
+        StoreError::Unavailable(reason) => QueueError::Unavailable(reason),
+        other => QueueError::Backend(other.to_string()),
     }
 }
 
@@ -160,34 +178,42 @@ impl Queue for EmbeddedQueue {
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
         let (id, deliveries) = parse_tag(&delivery.tag)?;
-        let sql = self.backend.sql("DELETE FROM outbox WHERE id = ? AND deliveries = ? AND state = 'in_flight'");
-        let deleted = sqlx::query(&sql).bind(id).bind(deliveries).execute(&self.pool).await.map_err(database)?;
-        held(&deleted, delivery)
+        let delete = "DELETE FROM outbox WHERE id = ? AND deliveries = ? AND state = 'in_flight'";
+        let held = self
+            .change(delete, |b| {
+                b.bind(id).bind(deliveries);
+            })
+            .await?;
+        match held {
+            true => Ok(()),
+            false => Err(QueueError::Lost(delivery.tag.clone())),
+        }
     }
 
     async fn retry(&self, delivery: &Delivery, error: &str) -> Result<RetryOutcome, QueueError> {
         let (id, deliveries) = parse_tag(&delivery.tag)?;
         let dead = delivery.attempt >= self.policy.max_deliveries;
         let delay = self.policy.delay(delivery.attempt);
-        let updated = sqlx::query(&self.backend.sql(
-            "UPDATE outbox SET state = ?, available_at = ?, lease_until = NULL, last_error = ?
-             WHERE id = ? AND deliveries = ? AND state = 'in_flight'",
-        ))
-        .bind(if dead { "dead" } else { "queued" })
-        .bind(now_ms().saturating_add(delay.as_millis() as i64))
-        .bind(error)
-        .bind(id)
-        .bind(deliveries)
-        .execute(&self.pool)
-        .await
-        .map_err(database)?;
-        held(&updated, delivery)?;
+        let update = "UPDATE outbox SET state = ?, available_at = ?, lease_until = NULL, last_error = ?
+             WHERE id = ? AND deliveries = ? AND state = 'in_flight'";
+        let held = self
+            .change(update, |b| {
+                b.bind(if dead { "dead" } else { "queued" })
+                    .bind(now_ms().saturating_add(delay.as_millis() as i64))
+                    .bind(error)
+                    .bind(id)
+                    .bind(deliveries);
+            })
+            .await?;
+        if !held {
+            return Err(QueueError::Lost(delivery.tag.clone()));
+        }
         Ok(if dead { RetryOutcome::DeadLettered } else { RetryOutcome::Requeued(delay) })
     }
 
     async fn stats(&self) -> Result<QueueStats, QueueError> {
         let rows: Vec<(String, i64)> = sqlx::query_as("SELECT state, COUNT(*) FROM outbox GROUP BY state")
-            .fetch_all(&self.pool)
+            .fetch_all(self.store.pool())
             .await
             .map_err(database)?;
         let mut stats = QueueStats::default();

@@ -29,7 +29,7 @@ use sqlx::migrate::{Migrate, Migrator};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 
-use self::batch::Batch;
+pub(crate) use self::batch::Batch;
 use self::group::GroupWriter;
 use super::{
     Attempt, Census, Checkpoint, DecisionRecord, EventKind, Holder, Idempotency, IdempotentOrigin, Lane, MinedIn,
@@ -508,8 +508,21 @@ impl SqlStore {
         Ok(())
     }
 
-    fn batch(&self, id: &str) -> Batch {
+    /// A batch about transaction `id` (about no transaction: a label for
+    /// its errors).
+    pub(crate) fn batch(&self, id: &str) -> Batch {
         Batch::new(self.backend, id)
+    }
+
+    /// Runs a batch of one statement, which needs no database transaction
+    /// of its own: on SQLite in the writer's next group, on a server as it
+    /// is. `None` when it changed no row.
+    pub(crate) async fn write_one(&self, batch: Batch) -> Result<Option<Vec<AnyRow>>, StoreError> {
+        if let Some(group) = &self.group {
+            return group.write(batch).await;
+        }
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        batch.run(&mut conn).await
     }
 
     /// Runs `batch` as a database transaction of its own (on SQLite, one

@@ -23,7 +23,7 @@ use crate::store::{Attempt, DecisionRecord, EventKind, StoreError, now_ms};
 const SAVEPOINT: &str = "SAVEPOINT batch";
 
 /// Owns its values, so that it can be handed to the SQLite writer's task.
-pub(super) struct Batch {
+pub(crate) struct Batch {
     backend: Backend,
     /// The transaction the statements are about: a foreign-key miss is
     /// [`StoreError::NotFound`] of it.
@@ -40,7 +40,7 @@ pub(super) struct Batch {
 }
 
 /// A value a batch can bind: it keeps its own copy of borrowed ones.
-pub(super) trait Bind {
+pub(crate) trait Bind {
     type Owned: 'static + Encode<'static, Any> + Type<Any>;
     fn owned(self) -> Self::Owned;
 }
@@ -124,7 +124,7 @@ impl Batch {
 
     /// Adds a statement written with `?` placeholders; its values follow
     /// with [`Batch::bind`].
-    pub(super) fn push(&mut self, sql: &str) -> &mut Self {
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
         self.count += 1;
         match self.statements.last_mut() {
             Some((text, _)) if self.backend == Backend::Sqlite => {
@@ -137,12 +137,12 @@ impl Batch {
     }
 
     /// Makes the last statement a guard too, like the first.
-    pub(super) fn guard(&mut self) -> &mut Self {
+    pub(crate) fn guard(&mut self) -> &mut Self {
         self.guards.push(self.count.saturating_sub(1));
         self
     }
 
-    pub(super) fn bind<T: Bind>(&mut self, value: T) -> &mut Self {
+    pub(crate) fn bind<T: Bind>(&mut self, value: T) -> &mut Self {
         let Some((_, arguments)) = self.statements.last_mut() else {
             self.bind_error.get_or_insert_with(|| "a value bound before any statement".into());
             return self;
