@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::access::Rate;
+use crate::chain::EstimateBlock;
 use crate::pipeline::webhooks::WebhookSettings;
 use crate::plugins::{EngineSettings, Limits, PluginKind};
 use crate::queue::{QueueBackend, RetryPolicy};
@@ -164,6 +165,8 @@ pub struct NetworkConfig {
     pub poll_interval_ms: u64,
     /// Headroom added to `eth_estimateGas`, in basis points (12000 = +20%).
     pub gas_limit_buffer_bps: u32,
+    /// What `eth_estimateGas` runs against: `pending` (default) or `latest`.
+    pub estimate_block: EstimateBlock,
     /// Blocks of `eth_feeHistory` the fee plugin sees.
     pub fee_history_blocks: u64,
     /// The most any transaction may pay per gas, in wei (decimal string).
@@ -193,6 +196,7 @@ impl Default for NetworkConfig {
             confirmations: 1,
             poll_interval_ms: 500,
             gas_limit_buffer_bps: 12_000,
+            estimate_block: EstimateBlock::Pending,
             fee_history_blocks: 10,
             max_fee_cap: "1000000000000".into(), // 1000 gwei
             rpc_timeout_ms: 10_000,
@@ -1330,6 +1334,16 @@ mod tests {
         assert!(err.to_string().contains("unknown field `nope`"), "{err}");
         let err = Config::load_with_env(None, env(&[("SWITCHYARD_RPC_URL", "ftp://x")])).unwrap_err();
         assert!(err.to_string().contains("rpc_url"), "{err}");
+    }
+
+    #[test]
+    fn the_estimate_block_is_pending_unless_set_to_latest() {
+        assert_eq!(Config::load_with_env(None, vec![]).unwrap().network.estimate_block, EstimateBlock::Pending);
+        let c = Config::load_with_env(None, env(&[("SWITCHYARD_NETWORK__ESTIMATE_BLOCK", "latest")])).unwrap();
+        assert_eq!(c.network.estimate_block, EstimateBlock::Latest);
+        let err = Config::load_with_env(None, env(&[("SWITCHYARD_NETWORK__ESTIMATE_BLOCK", "safe")])).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("SWITCHYARD_NETWORK__ESTIMATE_BLOCK") && text.contains("pending"), "{text}");
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
         confirmations: config.network.confirmations,
         poll_interval: Duration::from_millis(config.network.poll_interval_ms),
         gas_limit_buffer_bps: config.network.gas_limit_buffer_bps,
+        estimate_block: config.network.estimate_block,
         fee_history_blocks: config.network.fee_history_blocks,
         max_fee_cap: config.max_fee_cap()?,
         resubmit_after: Duration::from_millis(config.network.resubmit_after_ms),

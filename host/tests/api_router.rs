@@ -65,6 +65,7 @@ async fn api() -> Api {
         confirmations: 1,
         poll_interval: Duration::from_millis(100),
         gas_limit_buffer_bps: 12_000,
+        estimate_block: Default::default(),
         fee_history_blocks: 4,
         max_fee_cap: alloy_primitives::U256::from(10u64.pow(12)),
         resubmit_after: Duration::from_secs(60),

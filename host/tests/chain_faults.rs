@@ -429,3 +429,39 @@ async fn a_nonce_used_outside_the_relay_is_given_back_and_the_lane_resyncs() {
     assert_eq!(attempts(&tx).len(), 1, "the refused attempt is gone with its nonce: {tx:#}");
     assert_eq!((anvil.nonce(&address).await, anvil.balance(&recipient(0)).await), (2, 1));
 }
+
+/// `network.estimate_block`: against the pending state an estimate sees
+/// what the sender's unmined transactions did; against the latest block it
+/// does not.
+#[tokio::test]
+async fn only_a_pending_estimate_sees_what_unmined_transactions_did() {
+    use alloy_primitives::{Address, U256};
+    use switchyard::chain::{Chain, EstimateBlock};
+    use switchyard::plugins::{Speed, TxRequest};
+
+    let Some(anvil) = Anvil::start() else { return };
+    anvil.rpc("evm_setAutomine", json!([false])).await;
+    let from: Address = anvil.rpc("eth_accounts", json!([])).await[1].as_str().unwrap().parse().unwrap();
+    let nonce = anvil.nonce(&from.to_string()).await;
+    // Unmined: deploys a contract whose every call reverts (PUSH1 0 PUSH1 0
+    // REVERT, returned by its init code).
+    let deploy = json!({"from": from, "data": "0x6460006000fd6000526005601bf3", "gas": "0x100000"});
+    anvil.rpc("eth_sendTransaction", json!([deploy])).await;
+
+    let chain = Chain::connect(std::slice::from_ref(&anvil.url), Duration::from_secs(5), Some(31337)).await.unwrap();
+    let request = TxRequest {
+        id: "estimate".into(),
+        chain_id: 31337,
+        to: Some(from.create(nonce)),
+        value: U256::ZERO,
+        data: vec![1],
+        gas_limit: None,
+        speed: Speed::Fast,
+        api_key_id: "key".into(),
+        hints: vec![],
+    };
+    let pending = chain.estimate_gas(from, &request, EstimateBlock::Pending).await;
+    assert!(pending.is_err(), "the pending state holds the contract, which reverts: {pending:?}");
+    let latest = chain.estimate_gas(from, &request, EstimateBlock::Latest).await;
+    assert!(latest.is_ok(), "the latest block has no code there yet: {latest:?}");
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use alloy::eips::BlockNumberOrTag;
+use alloy::eips::{BlockId, BlockNumberOrTag};
 use alloy::network::{Ethereum, TransactionBuilder};
 use alloy::providers::{Provider, RootProvider};
 use alloy::rpc::client::RpcClient;
@@ -129,6 +129,20 @@ struct Endpoint {
 struct Endpoints {
     list: Vec<Endpoint>,
     active: AtomicUsize,
+}
+
+/// The state `eth_estimateGas` runs against (`network.estimate_block`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EstimateBlock {
+    /// The node's pending state: a call sees what the relayer's own unmined
+    /// transactions did (an approve sent just before the call spending it).
+    #[default]
+    Pending,
+    /// The latest block: misses unmined transactions' effects, but costs
+    /// less on a node that builds its pending state for every call (anvil
+    /// replays its whole mempool each time).
+    Latest,
 }
 
 #[derive(Clone, Debug)]
@@ -320,9 +334,14 @@ impl Chain {
         Ok(FeeMarket { base_fee: U256::from(base_fee), priority_fees, max_fee_cap, previous })
     }
 
-    /// `eth_estimateGas` for `request` sent from `from`. A revert comes back
-    /// as [`Refusal::Reverted`] with the node's reason.
-    pub async fn estimate_gas(&self, from: Address, request: &TxRequest) -> Result<u64, ChainError> {
+    /// `eth_estimateGas` for `request` sent from `from`, against `block`. A
+    /// revert comes back as [`Refusal::Reverted`] with the node's reason.
+    pub async fn estimate_gas(
+        &self,
+        from: Address,
+        request: &TxRequest,
+        block: EstimateBlock,
+    ) -> Result<u64, ChainError> {
         let mut call =
             TransactionRequest::default().with_from(from).with_value(request.value).with_input(request.data.clone());
         match request.to {
@@ -331,7 +350,11 @@ impl Chain {
         }
         self.rpc(|p| {
             let call = call.clone();
-            async move { p.estimate_gas(call).await }
+            let block = match block {
+                EstimateBlock::Pending => BlockId::pending(),
+                EstimateBlock::Latest => BlockId::latest(),
+            };
+            async move { p.estimate_gas(call).block(block).await }
         })
         .await
     }

@@ -80,6 +80,7 @@ pub struct RelaySettings {
     pub confirmations: u64,
     pub poll_interval: Duration,
     pub gas_limit_buffer_bps: u32,
+    pub estimate_block: crate::chain::EstimateBlock,
     pub fee_history_blocks: u64,
     pub max_fee_cap: U256,
     /// A submitted transaction not mined for this long is sent again with

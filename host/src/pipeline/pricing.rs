@@ -58,7 +58,7 @@ impl Relay {
 
     /// `eth_estimateGas` from `relayer`: `Ok(Err(reason))` when it reverts.
     pub(super) async fn estimate(&self, relayer: &Relayer, request: &TxRequest) -> Result<Result<u64, String>, String> {
-        match self.chain.estimate_gas(relayer.address, request).await {
+        match self.chain.estimate_gas(relayer.address, request, self.settings.estimate_block).await {
             Ok(estimate) => Ok(Ok(estimate)),
             Err(error @ ChainError::Refused { refusal: Refusal::Reverted | Refusal::Other, .. }) => {
                 Ok(Err(format!("gas estimation failed: {error}")))
