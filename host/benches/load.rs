@@ -155,7 +155,7 @@ async fn accept(backend: Backend, workers: usize, seconds: u64) {
     println!("\n## API accept, {backend:?} ({seconds} s per row, wrk -t1, {relaying})\n");
     println!("| connections | requests/s | p50 | p99 | max | failed | stored/answered 200 |");
     println!("|---|---|---|---|---|---|---|");
-    for connections in [8, 32, 128] {
+    for connections in [8, 32, 64, 128] {
         let before = settled(&server).await;
         let run = wrk(&server.url, &script, connections, seconds);
         let after = settled(&server).await;
