@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use alloy_primitives::B256;
-use futures::future;
+use futures::{StreamExt, stream};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -136,21 +136,16 @@ impl Watcher {
             let mined_in = MinedIn { number, hash: block.hash.to_string() };
             // Side by side: each settle is a write of its own, and written
             // together they share the store's commits.
-            let (mut ids, mut settles) = (Vec::new(), Vec::new());
+            let mut settles = Vec::new();
             for (hash, success) in &block.receipts {
                 if let Some(&(tx, attempt)) = by_hash.get(hash) {
-                    ids.push(tx.id());
-                    settles.push(self.included(tx, attempt, &mined_in, *success, head));
+                    let mined_in = &mined_in;
+                    settles.push(async move { (tx.id(), self.included(tx, attempt, mined_in, *success, head).await) });
                 }
             }
-            let mut results = Vec::with_capacity(settles.len());
-            while !settles.is_empty() {
-                let rest = settles.split_off(settles.len().min(SETTLES_AT_ONCE));
-                results.extend(future::join_all(std::mem::replace(&mut settles, rest)).await);
-            }
-            drop(settles);
+            let results: Vec<_> = stream::iter(settles).buffered(SETTLES_AT_ONCE).collect().await;
             let mut block_outcome = Ok(());
-            for (id, result) in ids.into_iter().zip(results) {
+            for (id, result) in results {
                 match result {
                     Ok(()) => {
                         settled.insert(id);

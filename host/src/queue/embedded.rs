@@ -59,8 +59,7 @@ impl EmbeddedQueue {
                 );
                 let mut batch = self.store.batch("outbox");
                 batch.push(&sql).bind(lease_until).bind(now).bind(now);
-                let Some(row) =
-                    self.store.write_one(batch).await.map_err(stored)?.and_then(|rows| rows.into_iter().next())
+                let Some(row) = self.store.write(batch).await.map_err(stored)?.and_then(|rows| rows.into_iter().next())
                 else {
                     return Ok(None);
                 };
@@ -110,7 +109,7 @@ impl EmbeddedQueue {
     async fn change(&self, sql: &str, bind: impl FnOnce(&mut Batch)) -> Result<bool, QueueError> {
         let mut batch = self.store.batch("outbox");
         bind(batch.push(sql));
-        Ok(self.store.write_one(batch).await.map_err(stored)?.is_some())
+        Ok(self.store.write(batch).await.map_err(stored)?.is_some())
     }
 
     /// Whether an entry is ready to take, read beside the writer: a claim
@@ -184,10 +183,7 @@ impl Queue for EmbeddedQueue {
                 b.bind(id).bind(deliveries);
             })
             .await?;
-        match held {
-            true => Ok(()),
-            false => Err(QueueError::Lost(delivery.tag.clone())),
-        }
+        if held { Ok(()) } else { Err(QueueError::Lost(delivery.tag.clone())) }
     }
 
     async fn retry(&self, delivery: &Delivery, error: &str) -> Result<RetryOutcome, QueueError> {

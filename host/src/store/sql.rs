@@ -330,7 +330,7 @@ impl SqlStore {
 
     /// The pool reads outside a write take: on SQLite, connections beside
     /// the writer.
-    pub fn reads(&self) -> &AnyPool {
+    pub(crate) fn reads(&self) -> &AnyPool {
         &self.reads
     }
 
@@ -514,23 +514,17 @@ impl SqlStore {
         Batch::new(self.backend, id)
     }
 
-    /// Runs a batch of one statement, which needs no database transaction
-    /// of its own: on SQLite in the writer's next group, on a server as it
-    /// is. `None` when it changed no row.
-    pub(crate) async fn write_one(&self, batch: Batch) -> Result<Option<Vec<AnyRow>>, StoreError> {
+    /// Runs `batch` as a database transaction of its own (on SQLite, one
+    /// shared with the batches written beside it; on a server, a lone
+    /// statement runs as it is): committed when its guards changed a row;
+    /// otherwise rolled back, and `None`.
+    pub(crate) async fn write(&self, batch: Batch) -> Result<Option<Vec<AnyRow>>, StoreError> {
         if let Some(group) = &self.group {
             return group.write(batch).await;
         }
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        batch.run(&mut conn).await
-    }
-
-    /// Runs `batch` as a database transaction of its own (on SQLite, one
-    /// shared with the batches written beside it): committed when its
-    /// guards changed a row; otherwise rolled back, and `None`.
-    async fn write(&self, batch: Batch) -> Result<Option<Vec<AnyRow>>, StoreError> {
-        if let Some(group) = &self.group {
-            return group.write(batch).await;
+        if batch.is_one_statement() {
+            let mut conn = self.pool.acquire().await.map_err(db)?;
+            return batch.run(&mut conn).await;
         }
         let mut dbtx = self.pool.begin().await.map_err(db)?;
         let ran = batch.run(&mut dbtx).await?;

@@ -136,6 +136,11 @@ impl Batch {
         self
     }
 
+    /// One statement: on a server, it needs no database transaction.
+    pub(super) fn is_one_statement(&self) -> bool {
+        self.statements.len() == 1
+    }
+
     /// Makes the last statement a guard too, like the first.
     pub(crate) fn guard(&mut self) -> &mut Self {
         self.guards.push(self.count.saturating_sub(1));
