@@ -16,6 +16,7 @@ use crate::plugins::{EngineSettings, Limits, PluginKind};
 use crate::queue::{QueueBackend, RetryPolicy};
 use crate::relayers::cache::CacheSettings;
 use crate::relayers::health::HealthPolicy;
+use crate::store::retention::Retention;
 use crate::store::sql::{Backend, DatabaseOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,7 @@ pub struct Config {
     pub log: LogConfig,
     pub otel: OtelConfig,
     pub webhooks: WebhooksConfig,
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -93,6 +95,7 @@ impl Default for Config {
             log: LogConfig::default(),
             otel: OtelConfig::default(),
             webhooks: WebhooksConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -459,6 +462,32 @@ impl WebhooksConfig {
             return Err(invalid("webhooks.timeout_ms", format!("{} is outside 1..=600000", self.timeout_ms)));
         }
         Ok(())
+    }
+}
+
+/// How long the store keeps what only old requests ask for; 0 keeps it
+/// forever.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// A retry with the same `Idempotency-Key` within this many hours gets
+    /// the original transaction; after it, a new one.
+    pub idempotency_key_hours: u64,
+    /// How far back `Last-Event-ID` resumes the event stream. Events a
+    /// webhook subscription has not handled yet are kept however old.
+    pub event_hours: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { idempotency_key_hours: 24, event_hours: 24 * 7 }
+    }
+}
+
+impl RetentionConfig {
+    pub fn settings(&self) -> Retention {
+        let hours = |h: u64| (h > 0).then(|| Duration::from_secs(h.saturating_mul(3_600)));
+        Retention { idempotency_keys: hours(self.idempotency_key_hours), events: hours(self.event_hours) }
     }
 }
 

@@ -101,6 +101,7 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
     let mut tasks = relay.spawn(config.queue.workers, stopped.clone());
     let webhooks = WebhookDispatcher::new(relay.store.clone(), config.webhooks.settings());
     tasks.push(tokio::spawn(webhooks.run(stopped.clone())));
+    tasks.push(tokio::spawn(config.retention.settings().run(relay.store.clone(), stopped.clone())));
     // Replicas share the keys' budgets through Redis.
     let limiter: Arc<dyn RateLimiter> = match redis {
         Some(redis) => Arc::new(RedisLimiter::new(redis, &config.cache.key_prefix, config.cache.settings().timeout)),

@@ -4,6 +4,7 @@
 //! MySQL/MariaDB; every backend passes the same suite
 //! (`host/tests/support/store_suite.rs`).
 
+pub mod retention;
 pub mod sql;
 
 use std::fmt;
@@ -772,6 +773,26 @@ pub trait Store: KeyStore + EventStore + WebhookStore + Send + Sync + fmt::Debug
 
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Deletes what retention no longer keeps; see [`PruneBefore`].
+    async fn prune(&self, before: PruneBefore) -> Result<Pruned, StoreError>;
+}
+
+/// What retention deletes: rows created before these times (ms since the
+/// epoch); `None` keeps them all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneBefore {
+    /// Idempotency keys: a retry after this long stores a new transaction.
+    pub idempotency_keys: Option<i64>,
+    /// Events, except those a webhook subscription has yet to handle.
+    pub events: Option<i64>,
+}
+
+/// How many rows a prune deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub idempotency_keys: u64,
+    pub events: u64,
 }
 
 /// A new transaction's id: a UUID that starts with its creation time

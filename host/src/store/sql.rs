@@ -14,6 +14,7 @@ mod batch;
 mod events;
 mod group;
 mod keys;
+mod retention;
 mod webhooks;
 
 use std::borrow::Cow;
@@ -33,7 +34,8 @@ pub(crate) use self::batch::Batch;
 use self::group::GroupWriter;
 use super::{
     Attempt, Census, Checkpoint, DecisionRecord, EventKind, Holder, Idempotency, IdempotentOrigin, Lane, MinedIn,
-    NewTransaction, NonceAssignment, Page, Purpose, RelayerCounts, Store, StoreError, Transaction, TxStatus, now_ms,
+    NewTransaction, NonceAssignment, Page, PruneBefore, Pruned, Purpose, RelayerCounts, Store, StoreError, Transaction,
+    TxStatus, now_ms,
 };
 use crate::config::redact_url;
 use crate::plugins::TxRequest;
@@ -1300,6 +1302,10 @@ impl Store for SqlStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
         conn.ping().await.map_err(db)
+    }
+
+    async fn prune(&self, before: PruneBefore) -> Result<Pruned, StoreError> {
+        self.prune_old(before).await
     }
 }
 

@@ -724,6 +724,53 @@ pub async fn leases_webhooks_to_one_owner_and_keeps_their_progress(store: Arc<dy
     assert_eq!(store.dead_letters("w1").await.unwrap(), []);
 }
 
+pub async fn prunes_old_keys_and_the_events_every_subscription_has_handled(store: Arc<dyn Store>) {
+    use switchyard::store::{Idempotency, PruneBefore, Pruned, Webhook, now_ms};
+    let now = now_ms();
+    let with_key = |id: &str, key: &str, created_at: i64| NewTransaction {
+        idempotency: Some(Idempotency { key: key.into(), fingerprint: "f".into() }),
+        created_at,
+        ..new_tx(id)
+    };
+    store.insert(&with_key("old", "order-old", now - 7_200_000)).await.unwrap();
+    store.insert(&with_key("new", "order-new", now)).await.unwrap();
+    // More events than one DELETE takes, so pruning goes chunk by chunk.
+    let bulk: Vec<_> = (0..5_001).map(|i| new_tx(&format!("bulk-{i}"))).collect();
+    store.insert_many(&bulk).await.unwrap();
+    let events = store.events_after(0, 10_000).await.unwrap();
+    assert_eq!(events.len(), 5_003);
+
+    let handled = events[4_999].id;
+    let hook = Webhook {
+        id: "w1".into(),
+        url: "http://127.0.0.1:9/h".into(),
+        secret: "s".repeat(20),
+        kinds: Vec::new(),
+        delivered_through: handled,
+        failures: 0,
+        retry_at: 0,
+        last_error: None,
+        created_at: now,
+    };
+    store.insert_webhook(&hook).await.unwrap();
+    assert_eq!(store.prune(PruneBefore::default()).await.unwrap(), Pruned::default(), "None keeps everything");
+
+    let before = PruneBefore { idempotency_keys: Some(now - 3_600_000), events: Some(now_ms() + 60_000) };
+    assert_eq!(store.prune(before).await.unwrap(), Pruned { idempotency_keys: 1, events: 5_000 });
+    assert_eq!(store.idempotent_origin("key-1", "order-old").await.unwrap(), None);
+    assert!(store.idempotent_origin("key-1", "order-new").await.unwrap().is_some(), "younger than the cutoff");
+    let left = store.events_after(0, 10_000).await.unwrap();
+    assert_eq!(left, events[5_000..], "the subscription has yet to handle these");
+    // Forgotten: the key stores a new transaction, and the transaction itself stays.
+    store.insert(&with_key("old-again", "order-old", now)).await.unwrap();
+    assert!(store.get("old").await.unwrap().is_some());
+
+    assert!(store.delete_webhook("w1").await.unwrap());
+    let pruned = store.prune(PruneBefore { idempotency_keys: None, events: Some(now_ms() + 60_000) }).await.unwrap();
+    assert_eq!(pruned, Pruned { idempotency_keys: 0, events: 4 }, "three left, and old-again's");
+    assert_eq!(store.events_after(0, 10).await.unwrap(), []);
+}
+
 /// Runs every case, each on a database from `fresh` (`None`: the backend
 /// is unreachable and the test skips).
 #[macro_export]
@@ -750,6 +797,7 @@ macro_rules! store_suite {
             stores_a_group_in_one_transaction_all_or_none,
             logs_each_status_change_and_appended_event_in_order,
             leases_webhooks_to_one_owner_and_keeps_their_progress,
+            prunes_old_keys_and_the_events_every_subscription_has_handled,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
