@@ -3,6 +3,7 @@
 //! watcher (receipts, status).
 
 mod commit;
+mod fresh;
 mod gasless;
 mod idempotency;
 mod pricing;
@@ -104,8 +105,8 @@ pub struct Relay {
     pub settings: RelaySettings,
     usage: DailyCount,
     commits: commit::GroupCommit,
-    /// The last fee market read, and when.
-    fee_market: std::sync::Mutex<Option<(std::time::Instant, crate::plugins::FeeMarket)>>,
+    /// The last fee market read.
+    fee_market: fresh::Fresh<crate::plugins::FeeMarket>,
     /// Blocks the watcher has read since start.
     blocks_scanned: AtomicU64,
 }

@@ -4,9 +4,6 @@
 //! gas limit is used as given, an estimate gets
 //! `network.gas_limit_buffer_bps` and the fee plugin's factor.
 
-use std::sync::PoisonError;
-use std::time::Instant;
-
 use super::{Relay, fee_text, record};
 use crate::chain::{ChainError, Refusal};
 use crate::plugins::{AttemptFees, FeeDecision, FeeMarket, PluginKind, TxRequest};
@@ -35,24 +32,14 @@ pub(super) struct Priced {
 impl Relay {
     /// The chain's fee market, read at most once per poll interval: the
     /// sends in between price from the same blocks, and the node answers
-    /// one `eth_feeHistory` instead of one per send. The lock is not held
-    /// across the read, so a node that does not answer costs each send one
-    /// timeout, not one per send queued before it.
-    async fn fee_market(&self, previous: Option<AttemptFees>) -> Result<FeeMarket, ChainError> {
-        let fresh = {
-            let cached = self.fee_market.lock().unwrap_or_else(PoisonError::into_inner);
-            cached.as_ref().filter(|(at, _)| at.elapsed() < self.settings.poll_interval).map(|(_, m)| m.clone())
+    /// one `eth_feeHistory` instead of one per send.
+    async fn fee_market(&self, previous: Option<AttemptFees>) -> Result<FeeMarket, String> {
+        let settings = &self.settings;
+        let read = || {
+            let (chain, blocks, cap) = (self.chain.clone(), settings.fee_history_blocks, settings.max_fee_cap);
+            async move { chain.fee_market(blocks, cap, None).await.map_err(|e| e.to_string()) }
         };
-        let market = match fresh {
-            Some(market) => market,
-            None => {
-                let settings = &self.settings;
-                let market = self.chain.fee_market(settings.fee_history_blocks, settings.max_fee_cap, None).await?;
-                *self.fee_market.lock().unwrap_or_else(PoisonError::into_inner) =
-                    Some((Instant::now(), market.clone()));
-                market
-            }
-        };
+        let market = self.fee_market.get(settings.poll_interval, read).await?;
         Ok(FeeMarket { previous, ..market })
     }
 
@@ -78,7 +65,7 @@ impl Relay {
         previous: Option<AttemptFees>,
     ) -> Result<Priced, Unpriced> {
         let settings = &self.settings;
-        let market = self.fee_market(previous).await.map_err(|e| Unpriced::Transient(e.to_string()))?;
+        let market = self.fee_market(previous).await.map_err(Unpriced::Transient)?;
         let decision = self.plugins.price(request, &market).await;
         let quote = match &decision.outcome {
             FeeDecision::Quote(quote) => *quote,
