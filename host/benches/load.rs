@@ -7,7 +7,8 @@
 //! - `api-only`: the same on an API-only replica (`queue.workers = 0`):
 //!   what the accept path alone takes, with nothing relayed.
 //! - `confirmed`: end-to-end confirmed transactions per second with 1, 3 and
-//!   10 relayers, then the books checked (each paid once, each nonce once).
+//!   10 relayers, first of plain transfers, then of calls (a byte of
+//!   calldata each), then the books checked (each paid once, each nonce once).
 //! - `swap`: the selector swapped back and forth under accept load and
 //!   relaying; how long each swap takes to serve, and what the load saw.
 //!
@@ -81,9 +82,15 @@ async fn main() {
             4 * WORKERS,
             mining()
         );
-        println!("| relayers | accepted in | all confirmed in | confirmed tx/s |\n|---|---|---|---|");
-        for relayers in [1, 3, 10] {
-            confirmed(relayers, transactions).await;
+        println!(
+            "| transactions | relayers | accepted in | all confirmed in | confirmed tx/s |\n|---|---|---|---|---|"
+        );
+        // Transfers are estimated against the latest block; a byte of
+        // calldata makes each a call, estimated against `network.estimate_block`.
+        for (kind, data) in [("transfers", ""), ("calls", "0x01")] {
+            for relayers in [1, 3, 10] {
+                confirmed(kind, data, relayers, transactions).await;
+            }
         }
     }
     if wanted("swap") {
@@ -272,13 +279,13 @@ async fn settled(server: &Server) -> u64 {
     }
 }
 
-async fn confirmed(relayers: usize, transactions: usize) {
+async fn confirmed(kind: &str, data: &str, relayers: usize, transactions: usize) {
     let dir = tempfile::tempdir().unwrap();
     let Some((anvil, server)) = relay(dir.path(), Backend::Embedded, relayers, 4 * WORKERS, &[]).await else {
         return;
     };
     let start = Instant::now();
-    let ids = submit_in_chunks(&server, 0..transactions, 64).await;
+    let ids = submit_in_chunks(&server, 0..transactions, 64, data).await;
     let accepted_in = start.elapsed();
     loop {
         // One scrape for both counts: with two, the last confirmations could
@@ -296,7 +303,8 @@ async fn confirmed(relayers: usize, transactions: usize) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let elapsed = start.elapsed();
-    println!("| {relayers} | {accepted_in:.1?} | {elapsed:.1?} | {:.0} |", transactions as f64 / elapsed.as_secs_f64());
+    let rate = transactions as f64 / elapsed.as_secs_f64();
+    println!("| {kind} | {relayers} | {accepted_in:.1?} | {elapsed:.1?} | {rate:.0} |");
     let attempted: Vec<usize> = (0..transactions).collect();
     assert_books_balance(&anvil, &server, relayers, &ids, &attempted).await;
     server.stop();

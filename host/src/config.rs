@@ -168,7 +168,8 @@ pub struct NetworkConfig {
     pub poll_interval_ms: u64,
     /// Headroom added to `eth_estimateGas`, in basis points (12000 = +20%).
     pub gas_limit_buffer_bps: u32,
-    /// What `eth_estimateGas` runs against: `pending` (default) or `latest`.
+    /// What `eth_estimateGas` of a call or deploy runs against: `pending`
+    /// (default) or `latest`. Plain transfers always use `latest`.
     pub estimate_block: EstimateBlock,
     /// Blocks of `eth_feeHistory` the fee plugin sees.
     pub fee_history_blocks: u64,

@@ -75,7 +75,7 @@ async fn stopping_and_crashing_mid_run_loses_nothing_and_sends_nothing_twice() {
     // A graceful stop with work still queued: all at once, so that
     // submissions outrun the one worker.
     let server = Server::start(&config, &env);
-    let mut ids = submit_in_chunks(&server, 0..100, 100).await;
+    let mut ids = submit_in_chunks(&server, 0..100, 100, "").await;
     let (_, stats) = server.get("/api/v1/queue/stats").await;
     assert!(server.stop().success(), "SIGTERM drains and exits 0");
     eprintln!("stopped with queue {}", stats["data"]);
@@ -83,7 +83,7 @@ async fn stopping_and_crashing_mid_run_loses_nothing_and_sends_nothing_twice() {
 
     // A crash with work queued and in flight.
     let server = Server::start(&config, &env);
-    ids.extend(submit_in_chunks(&server, 100..200, 100).await);
+    ids.extend(submit_in_chunks(&server, 100..200, 100, "").await);
     let (_, stats) = server.get("/api/v1/queue/stats").await;
     server.kill();
     eprintln!("killed with queue {}", stats["data"]);

@@ -131,7 +131,8 @@ struct Endpoints {
     active: AtomicUsize,
 }
 
-/// The state `eth_estimateGas` runs against (`network.estimate_block`).
+/// The state `eth_estimateGas` runs against (`network.estimate_block` for
+/// calls and deploys; the pipeline estimates plain transfers at `Latest`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EstimateBlock {

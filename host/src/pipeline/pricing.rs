@@ -5,7 +5,7 @@
 //! `network.gas_limit_buffer_bps` and the fee plugin's factor.
 
 use super::{Relay, fee_text, record};
-use crate::chain::{ChainError, Refusal};
+use crate::chain::{ChainError, EstimateBlock, Refusal};
 use crate::plugins::{AttemptFees, FeeDecision, FeeMarket, PluginKind, TxRequest};
 use crate::relayers::{Relayer, SendFields, SignedTx};
 use crate::store::{Attempt, DecisionRecord, Purpose, now_ms};
@@ -45,7 +45,11 @@ impl Relay {
 
     /// `eth_estimateGas` from `relayer`: `Ok(Err(reason))` when it reverts.
     pub(super) async fn estimate(&self, relayer: &Relayer, request: &TxRequest) -> Result<Result<u64, String>, String> {
-        match self.chain.estimate_gas(relayer.address, request, self.settings.estimate_block).await {
+        match self
+            .chain
+            .estimate_gas(relayer.address, request, estimate_block(request, self.settings.estimate_block))
+            .await
+        {
             Ok(estimate) => Ok(Ok(estimate)),
             Err(error @ ChainError::Refused { refusal: Refusal::Reverted | Refusal::Other, .. }) => {
                 Ok(Err(format!("gas estimation failed: {error}")))
@@ -110,5 +114,29 @@ impl Relay {
         };
         let text = fee_text(&decision.outcome);
         Ok(Priced { attempt, decision: record(PluginKind::Fee, &decision, text), signed })
+    }
+}
+
+/// A plain transfer reads nothing the relayer's unmined transactions
+/// write (short of code they deploy at its recipient), so it skips the
+/// pending state some nodes rebuild for every call.
+fn estimate_block(request: &TxRequest, configured: EstimateBlock) -> EstimateBlock {
+    if request.to.is_some() && request.data.is_empty() { EstimateBlock::Latest } else { configured }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_calls_and_deploys_are_estimated_against_the_configured_block() {
+        let to = Some(alloy_primitives::Address::repeat_byte(7));
+        let transfer = TxRequest { to, ..TxRequest::default() };
+        let call = TxRequest { to, data: vec![1], ..TxRequest::default() };
+        let deploy = TxRequest { to: None, ..TxRequest::default() };
+        assert_eq!(estimate_block(&transfer, EstimateBlock::Pending), EstimateBlock::Latest);
+        assert_eq!(estimate_block(&call, EstimateBlock::Pending), EstimateBlock::Pending);
+        assert_eq!(estimate_block(&deploy, EstimateBlock::Pending), EstimateBlock::Pending);
+        assert_eq!(estimate_block(&call, EstimateBlock::Latest), EstimateBlock::Latest);
     }
 }

@@ -99,7 +99,8 @@ impl WebhookDispatcher {
                 tracing::warn!(%error, "webhooks: the store cannot be read; trying again");
             }
             tokio::select! {
-                _ = shutdown.changed() => {}
+                // A dropped sender is a shutdown too; waiting on it again would spin.
+                changed = shutdown.changed() => if changed.is_err() { return },
                 () = tokio::time::sleep(self.settings.poll) => {}
             }
         }

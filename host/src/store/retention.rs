@@ -44,7 +44,8 @@ impl Retention {
                 Err(error) => tracing::warn!(%error, "retention: the prune failed; trying again later"),
             }
             tokio::select! {
-                _ = shutdown.changed() => {}
+                // A dropped sender is a shutdown too; waiting on it again would spin.
+                changed = shutdown.changed() => if changed.is_err() { return },
                 () = tokio::time::sleep(EVERY) => {}
             }
         }
@@ -61,5 +62,16 @@ mod tests {
         assert_eq!(retention.before(10_000_000), PruneBefore { idempotency_keys: Some(6_400_000), events: None });
         let forever = Retention { idempotency_keys: Some(Duration::MAX), events: None };
         assert_eq!(forever.before(5).idempotency_keys, Some(5 - i64::MAX), "saturates instead of overflowing");
+    }
+
+    #[tokio::test]
+    async fn stops_when_the_shutdown_sender_is_gone() {
+        let store = crate::store::sql::SqlStore::connect("sqlite::memory:", &Default::default()).await.unwrap();
+        let (sender, receiver) = watch::channel(false);
+        let retention = Retention { idempotency_keys: Some(Duration::from_secs(3_600)), events: None };
+        let task = tokio::spawn(retention.run(Arc::new(store), receiver));
+        drop(sender);
+        // Guards against a hang only: a task that spins never finishes.
+        tokio::time::timeout(Duration::from_secs(60), task).await.expect("the task stopped").unwrap();
     }
 }

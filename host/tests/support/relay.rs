@@ -400,17 +400,20 @@ pub fn recipient(i: usize) -> String {
 /// Submits one transaction per recipient index through the pool endpoint,
 /// 16 at a time; returns the ids in order.
 pub async fn submit(server: &Server, range: std::ops::Range<usize>) -> Vec<String> {
-    submit_in_chunks(server, range, 16).await
+    submit_in_chunks(server, range, 16, "").await
 }
 
 /// As [`submit`], `chunk` requests at a time: a whole range at once outruns
-/// any worker.
-pub async fn submit_in_chunks(server: &Server, range: std::ops::Range<usize>, chunk: usize) -> Vec<String> {
+/// any worker. Non-empty `data` (hex) goes with each as calldata.
+pub async fn submit_in_chunks(server: &Server, range: std::ops::Range<usize>, chunk: usize, data: &str) -> Vec<String> {
     let mut ids = Vec::new();
     let indices: Vec<usize> = range.collect();
     for chunk in indices.chunks(chunk) {
         let sends = chunk.iter().map(|&i| async move {
-            let body = json!({ "to": recipient(i), "value": 1, "speed": "fast" });
+            let mut body = json!({ "to": recipient(i), "value": 1, "speed": "fast" });
+            if !data.is_empty() {
+                body["data"] = json!(data);
+            }
             let (status, answer) = server.post("/api/v1/transactions", &body).await;
             assert_eq!(status, 200, "{answer}");
             answer["data"]["id"].as_str().unwrap().to_string()
