@@ -21,6 +21,7 @@ use switchyard::pipeline::{Relay, RelaySettings};
 use switchyard::plugins::PluginKind;
 use switchyard::queue::embedded::EmbeddedQueue;
 use switchyard::relayers::{Relayer, RelayerPool};
+use switchyard::store::PruneBefore;
 use switchyard::store::sql::SqlStore;
 
 const KEY: &str = "test-api-key-0123456789";
@@ -837,6 +838,20 @@ async fn racing_retries_with_one_idempotency_key_store_one_transaction_and_spoil
 impl Api {
     /// The first `n` events of a stream opened with `uri` (and headers).
     async fn events(&self, uri: &str, key: &str, last_event_id: Option<&str>, n: usize) -> Vec<Value> {
+        let messages = self.messages(uri, key, last_event_id, n).await;
+        messages
+            .into_iter()
+            .map(|message| {
+                let event: Value = serde_json::from_str(&field(&message, "data").unwrap()).unwrap();
+                assert_eq!(field(&message, "id").unwrap(), event["id"].to_string());
+                assert_eq!(field(&message, "event").unwrap(), event["type"].as_str().unwrap());
+                event
+            })
+            .collect()
+    }
+
+    /// The first `n` messages with data of a stream opened with `uri`.
+    async fn messages(&self, uri: &str, key: &str, last_event_id: Option<&str>, n: usize) -> Vec<String> {
         use futures::StreamExt as _;
         let mut request = Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {key}"));
         if let Some(id) = last_event_id {
@@ -847,28 +862,57 @@ impl Api {
         assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
         let mut body = response.into_body().into_data_stream();
         let mut text = String::new();
-        let mut events = Vec::new();
-        while events.len() < n {
+        let mut messages = Vec::new();
+        while messages.len() < n {
             let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
                 .await
-                .unwrap_or_else(|_| panic!("no event within 10 s after {events:?}"))
+                .unwrap_or_else(|_| panic!("no message within 10 s after {messages:?}"))
                 .unwrap()
                 .unwrap();
             text.push_str(std::str::from_utf8(&chunk).unwrap());
             while let Some(end) = text.find("\n\n") {
                 let message: String = text.drain(..end + 2).collect();
-                let field = |name: &str| {
-                    message.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).map(|v| v.trim().to_string())
-                };
-                if let Some(data) = field("data") {
-                    let event: Value = serde_json::from_str(&data).unwrap();
-                    assert_eq!(field("id").unwrap(), event["id"].to_string());
-                    assert_eq!(field("event").unwrap(), event["type"].as_str().unwrap());
-                    events.push(event);
+                if field(&message, "data").is_some() {
+                    messages.push(message);
                 }
             }
         }
-        events
+        messages
+    }
+}
+
+/// A field of a Server-Sent Events message.
+fn field(message: &str, name: &str) -> Option<String> {
+    message.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).map(|v| v.trim().to_string())
+}
+
+#[tokio::test]
+async fn resuming_after_pruned_events_starts_with_a_gap_message() {
+    let api = api().await;
+    let body = json!({"to": ALLOWED, "value": 1}).to_string();
+    api.post("/api/v1/relayers/relayer-1/transactions", &body).await;
+    api.post("/api/v1/relayers/relayer-1/transactions", &body).await;
+    let old = api.events("/api/v1/events?after=0", KEY, None, 2).await;
+    let first = old[0]["id"].to_string();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let cutoff = PruneBefore { idempotency_keys: None, events: Some(switchyard::store::now_ms()) };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(api.relay.store.prune(cutoff).await.unwrap().events, 2);
+    let (_, kept) = api.post("/api/v1/relayers/relayer-1/transactions", &body).await;
+
+    // After the first pruned one: told what is gone, then the oldest kept.
+    let messages = api.messages("/api/v1/events", KEY, Some(&first), 2).await;
+    assert_eq!(field(&messages[0], "event").as_deref(), Some("gap"), "{messages:?}");
+    assert_eq!(field(&messages[0], "id"), None, "a reconnect resumes where the client was");
+    let gap: Value = serde_json::from_str(&field(&messages[0], "data").unwrap()).unwrap();
+    let next: Value = serde_json::from_str(&field(&messages[1], "data").unwrap()).unwrap();
+    assert_eq!(gap, json!({"after": old[0]["id"], "next": next["id"]}));
+    assert_eq!(next["transaction_id"], kept["data"]["id"]);
+    // The whole log, or after the last pruned one: nothing is missing.
+    let last = old[1]["id"].to_string();
+    for (uri, resume) in [("/api/v1/events?after=0", None), ("/api/v1/events", Some(last.as_str()))] {
+        let messages = api.messages(uri, KEY, resume, 1).await;
+        assert_eq!(field(&messages[0], "event").as_deref(), Some("transaction.status"), "{uri} {resume:?}");
     }
 }
 

@@ -9,7 +9,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -48,8 +48,9 @@ struct EventFilter {
 
 /// Server-Sent Events of transaction status changes, relayer health and
 /// plugin swaps. Reconnecting with `Last-Event-ID` (as browsers' EventSource
-/// does) resumes after that event; a key limited to some relayers sees only
-/// their events.
+/// does) resumes after that event, or starts with a `gap` message
+/// (`{"after", "next"}`) when events after it were pruned; a key limited to
+/// some relayers sees only their events.
 #[utoipa::path(
     get,
     path = "/api/v1/events",
@@ -85,13 +86,13 @@ async fn events(
                 .ok_or_else(|| ApiError::bad_request("`Last-Event-ID` must be an event id (a whole number)"))?,
         ),
     };
-    let after = match resume.or(filter.after) {
+    let (after, gap) = match resume.or(filter.after) {
         // Ids are the database's signed 64-bit integers.
         Some(after) if after > i64::MAX as u64 => {
             return Err(ApiError::bad_request(format!("no event id is above {}", i64::MAX)));
         }
-        Some(after) => after,
-        None => state.relay.store.last_event_id().await?,
+        Some(after) => (after, pruned_since(&state, after).await?),
+        None => (state.relay.store.last_event_id().await?, None),
     };
     let wanted = move |event: &Event| {
         kinds.as_ref().is_none_or(|k| k.contains(&event.kind))
@@ -116,7 +117,19 @@ async fn events(
             }
         }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    let gap = futures::stream::iter(gap.map(Ok));
+    Ok(Sse::new(gap.chain(stream)).keep_alive(KeepAlive::default()))
+}
+
+/// A `gap` message when retention has pruned events after `after`: the
+/// oldest event kept is further on than the next one could be. Without an
+/// `id`, so a reconnect still resumes after `after`.
+async fn pruned_since(state: &AppState, after: u64) -> Result<Option<SseEvent>, ApiError> {
+    let oldest = state.relay.store.events_after(0, 1).await?;
+    Ok(oldest.first().filter(|oldest| oldest.id > after.saturating_add(1) && after > 0).map(|oldest| {
+        let data = serde_json::json!({ "after": after, "next": oldest.id });
+        SseEvent::default().event("gap").data(data.to_string())
+    }))
 }
 
 fn message(event: Event) -> SseEvent {
