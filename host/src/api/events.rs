@@ -125,8 +125,12 @@ async fn events(
 /// oldest event kept is further on than the next one could be. Without an
 /// `id`, so a reconnect still resumes after `after`.
 async fn pruned_since(state: &AppState, after: u64) -> Result<Option<SseEvent>, ApiError> {
+    // `?after=0` asks for the whole log, whatever it still holds.
+    if after == 0 {
+        return Ok(None);
+    }
     let oldest = state.relay.store.events_after(0, 1).await?;
-    Ok(oldest.first().filter(|oldest| oldest.id > after.saturating_add(1) && after > 0).map(|oldest| {
+    Ok(oldest.first().filter(|oldest| oldest.id > after.saturating_add(1)).map(|oldest| {
         let data = serde_json::json!({ "after": after, "next": oldest.id });
         SseEvent::default().event("gap").data(data.to_string())
     }))
