@@ -185,6 +185,9 @@ pub struct NetworkConfig {
     pub min_balance: String,
     /// A relayer with more transactions in flight is degraded.
     pub max_pending: u32,
+    /// The most transactions one relayer may have sent and not yet mined:
+    /// the rest wait in the queue for a relayer with room.
+    pub max_in_flight: u32,
     /// A relayer whose sends take longer on average is degraded.
     pub slow_send_ms: u32,
     /// ERC2771Forwarder contracts gasless meta-transactions may go through
@@ -207,6 +210,7 @@ impl Default for NetworkConfig {
             resubmit_after_ms: 60_000,
             min_balance: "1000000000000000".into(), // 0.001 ether
             max_pending: 64,
+            max_in_flight: 128,
             slow_send_ms: 2_000,
             forwarders: Vec::new(),
         }
@@ -797,6 +801,9 @@ impl Config {
                 "network.resubmit_after_ms",
                 format!("{} is outside 100..=86400000", n.resubmit_after_ms),
             ));
+        }
+        if !(1..=100_000).contains(&n.max_in_flight) {
+            return Err(invalid("network.max_in_flight", format!("{} is outside 1..=100000", n.max_in_flight)));
         }
         if let Some(url) = &self.database_url {
             Backend::of_url(url).map_err(|e| invalid("database_url", e.to_string()))?;
@@ -1400,6 +1407,7 @@ mod tests {
             ("[network]\nforwarders = [\"0x12\"]", "`network.forwarders`: `0x12` is not an address"),
             ("[network]\nresubmit_after_ms = 5", "`network.resubmit_after_ms`: 5 is outside"),
             ("[network]\nmax_pending = 0", "`network.max_pending`: must be at least 1"),
+            ("[network]\nmax_in_flight = 0", "`network.max_in_flight`: 0 is outside 1..=100000"),
         ];
         for (text, expected) in cases {
             let err = parse(text).unwrap_err().to_string();

@@ -52,7 +52,7 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
         None => dev_chain.iter().map(|d| d.url.clone()).collect(),
     };
     let chain = connect(&rpc_urls, &config).await?;
-    let mut relayers = relayers(&config, dev_chain.as_ref())?;
+    let mut relayers = relayers(&config, dev_chain.as_ref())?.with_max_in_flight(config.network.max_in_flight);
     if let Some(redis) = &redis {
         let cache = RedisCache::new(redis.clone(), &config.cache.key_prefix, config.cache.settings());
         relayers = relayers.with_cache(Arc::new(cache));
@@ -78,6 +78,7 @@ pub async fn serve(config: Config, config_file: Option<std::path::PathBuf>) -> a
         max_fee_cap: config.max_fee_cap()?,
         resubmit_after: Duration::from_millis(config.network.resubmit_after_ms),
         health: config.health_policy()?,
+        hold_for_room: Duration::from_millis(config.queue.lease_ms / 2),
         forwarders: config.forwarders()?,
     };
     let relay = Arc::new(Relay::new(Arc::new(store), queue, plugins, Arc::new(relayers), chain, settings));

@@ -71,6 +71,7 @@ async fn api() -> Api {
         max_fee_cap: alloy_primitives::U256::from(10u64.pow(12)),
         resubmit_after: Duration::from_secs(60),
         health: Default::default(),
+        hold_for_room: Duration::from_secs(1),
         forwarders: Vec::new(),
     };
     let relay = Arc::new(Relay::new(

@@ -225,6 +225,30 @@ async fn pool_transactions_of_a_key_limited_to_one_relayer_are_sent_by_it() {
     assert!(server.stop().success());
 }
 
+/// `network.max_in_flight` on a chain that mines every second: with three
+/// slots, no block holds more than three of the relayer's transactions,
+/// though all twelve are queued at once for eight workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayer_never_has_more_than_max_in_flight_unmined() {
+    let Some(anvil) = Anvil::start_with(&["--block-time", "1"]) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (config, mut env) = write_config(dir.path(), &anvil, 1, 8, STANDARD_PLUGINS);
+    env.push(("SWITCHYARD_NETWORK__MAX_IN_FLIGHT".into(), "3".into()));
+    let server = Server::start(&config, &env);
+    let ids = submit(&server, 0..12).await;
+    let txs = server.wait_final(&ids, Duration::from_secs(120)).await;
+    assert_exactly_once(&anvil, &txs).await;
+    let mut per_block: BTreeMap<u64, usize> = BTreeMap::new();
+    for tx in &txs {
+        assert_eq!(tx["status"], "confirmed", "{tx}");
+        *per_block.entry(tx["block_number"].as_u64().unwrap()).or_default() += 1;
+    }
+    assert!(per_block.values().all(|&n| n <= 3), "blocks and how many each holds: {per_block:?}");
+    let (_, stats) = server.get("/api/v1/queue/stats").await;
+    assert_eq!(stats["data"], json!({"queued": 0, "in_flight": 0, "dead": 0}), "none dead-lettered");
+    assert!(server.stop().success());
+}
+
 /// The event stream over a real socket: a transaction's statuses in order
 /// up to confirmed, then a plugin swapped and a plugin file refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -89,6 +89,9 @@ pub struct RelaySettings {
     pub resubmit_after: Duration,
     /// When a relayer is healthy, degraded or disabled.
     pub health: crate::relayers::health::HealthPolicy,
+    /// How long a worker holds a delivery waiting for a full relayer:
+    /// less than the queue's lease, so that it is not handed to another.
+    pub hold_for_room: Duration,
     /// The ERC-2771 forwarders meta-transactions may go through.
     pub forwarders: Vec<alloy_primitives::Address>,
 }

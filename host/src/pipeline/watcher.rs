@@ -206,9 +206,9 @@ impl Watcher {
             .settle(tx.id(), status, reason.as_deref(), attempt, Some(block), &record)
             .await
             .map_err(|e| e.to_string())?;
-        if status.is_final()
-            && let Some(relayer) = tx.relayer_id.as_deref().and_then(|id| self.relay.pool.get(id))
-        {
+        // Mined frees its in-flight slot, whatever the confirmation depth.
+        let in_flight = matches!(tx.status, TxStatus::Pending | TxStatus::Sent | TxStatus::Submitted);
+        if in_flight && let Some(relayer) = tx.relayer_id.as_deref().and_then(|id| self.relay.pool.get(id)) {
             relayer.update_stats(|stats| stats.pending = stats.pending.saturating_sub(1));
         }
         Ok(())
@@ -446,7 +446,10 @@ impl Watcher {
             live.lane_synced = stats.lane_synced;
             live.balance = balance;
             live.nonce = health.chain_nonce;
-            live.pending = u32::try_from(counts.pending).unwrap_or(u32::MAX);
+            // Nonces given while the store was read may be missing from
+            // its count: counted once more rather than not at all.
+            let since = u32::try_from(live.assigned.saturating_sub(stats.assigned)).unwrap_or(u32::MAX);
+            live.pending = u32::try_from(counts.pending).unwrap_or(u32::MAX).saturating_add(since);
         });
         Ok(())
     }

@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -16,9 +18,9 @@ use super::{Relay, host_record, record, selection_text};
 use crate::chain::Refusal;
 use crate::plugins::{PluginKind, Selection};
 use crate::queue::{Delivery, RetryOutcome};
-use crate::relayers::Relayer;
 use crate::relayers::health::HealthState;
-use crate::store::{Attempt, StoreError, Transaction, TxStatus, now_ms};
+use crate::relayers::{Relayer, Slot};
+use crate::store::{Attempt, DecisionRecord, StoreError, Transaction, TxStatus, now_ms};
 
 /// How long one `receive` waits before the worker checks for shutdown.
 const RECEIVE_WAIT: Duration = Duration::from_millis(500);
@@ -26,6 +28,14 @@ const RECEIVE_WAIT: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub struct Worker {
     relay: Arc<Relay>,
+}
+
+/// What the selector (or the client) made of a transaction.
+enum Pick<'a> {
+    Chosen(&'a Relayer, DecisionRecord),
+    /// Every relayer it could go to is full.
+    Full,
+    Refused(Step),
 }
 
 /// What became of one delivery.
@@ -44,6 +54,12 @@ impl Worker {
 
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         while !*shutdown.borrow() {
+            // While every relayer is full the backlog waits in the queue,
+            // where waiting costs no delivery.
+            let pool = &self.relay.pool;
+            if !pool.wait_until(RECEIVE_WAIT, || !pool.is_full()).await {
+                continue;
+            }
             let delivery = tokio::select! {
                 _ = shutdown.changed() => break,
                 received = self.relay.queue.receive(RECEIVE_WAIT) => received,
@@ -143,38 +159,10 @@ impl Worker {
     async fn assign(&self, tx: Transaction) -> Result<Result<(&Relayer, Transaction, Option<u64>), Step>, String> {
         let store = &self.relay.store;
         let id = tx.id().to_string();
-        let (relayer, decision) = match &tx.relayer_id {
-            Some(chosen) => {
-                let relayer = self.relay.pool.get(chosen).ok_or_else(|| format!("relayer `{chosen}` is gone"))?;
-                (relayer, host_record("selector", format!("client chose {chosen}")))
-            }
-            None => {
-                let mut candidates = self.relay.pool.candidates();
-                // A key limited to some relayers is offered only those.
-                let allowed = self.relay.keys.allowed_relayers(&tx.request.api_key_id).await.map_err(s)?;
-                if let Some(allowed) = &allowed {
-                    candidates.retain(|c| allowed.contains(&c.id));
-                }
-                let decision = self.relay.plugins.select(&tx.request, &candidates).await;
-                let text = selection_text(&decision.outcome);
-                let chosen = match &decision.outcome {
-                    Selection::Chosen(chosen) => chosen.clone(),
-                    Selection::Refused(reason) => return Ok(Err(Step::Retry(format!("no relayer chosen: {reason}")))),
-                };
-                let allowed = |id: &str| allowed.as_ref().is_none_or(|a| a.iter().any(|r| r == id));
-                let Some(relayer) = self.relay.pool.get(&chosen).filter(|r| !r.paused && allowed(&r.id)) else {
-                    return Ok(Err(Step::Retry(format!(
-                        "the selector chose `{chosen}`, which is not an active relayer"
-                    ))));
-                };
-                (relayer, record(PluginKind::Selector, &decision, text))
-            }
+        let (relayer, decision, slot) = match self.choose(&tx).await? {
+            Ok(chosen) => chosen,
+            Err(step) => return Ok(Err(step)),
         };
-        let health = relayer.stats().health;
-        if !health.state.is_offered() {
-            let why = health.reasons.join("; ");
-            return Ok(Err(Step::Retry(format!("relayer `{}` is {}: {why}", relayer.id, health.state))));
-        }
         let estimate = match tx.request.gas_limit {
             Some(_) => None,
             None => match self.relay.estimate(relayer, &tx.request).await? {
@@ -197,12 +185,81 @@ impl Worker {
         let assigned = assignment.transaction;
         if !assignment.fresh {
             // Another worker (a duplicate delivery) assigned it first, maybe
-            // on another relayer: the nonce is that relayer's.
+            // on another relayer: the nonce, and the slot, are that relayer's.
             return Ok(Ok((self.relayer_of(&assigned)?, assigned, None)));
         }
-        relayer.update_stats(|stats| stats.pending += 1);
+        slot.keep();
         let estimate = estimate.filter(|_| assigned.request == tx.request);
         Ok(Ok((relayer, assigned, estimate)))
+    }
+
+    /// The relayer that sends `tx`, with one of its in-flight slots. When
+    /// the relayers it may go to are all full, waits for room while that
+    /// keeps the delivery within its lease.
+    async fn choose(&self, tx: &Transaction) -> Result<Result<(&Relayer, DecisionRecord, Slot<'_>), Step>, String> {
+        let pool = &self.relay.pool;
+        let deadline = Instant::now() + self.relay.settings.hold_for_room;
+        // A key limited to some relayers is offered only those.
+        let allowed = match &tx.relayer_id {
+            Some(_) => None,
+            None => self.relay.keys.allowed_relayers(&tx.request.api_key_id).await.map_err(s)?,
+        };
+        let allowed = |id: &str| allowed.as_ref().is_none_or(|a| a.iter().any(|r| r == id));
+        let open = || match &tx.relayer_id {
+            Some(chosen) => pool.get(chosen).is_some_and(Relayer::has_room),
+            None => pool.iter().any(|r| allowed(&r.id) && r.has_room()),
+        };
+        loop {
+            match self.pick(tx, &allowed).await? {
+                Pick::Refused(step) => return Ok(Err(step)),
+                Pick::Full => {}
+                Pick::Chosen(relayer, decision) => {
+                    let health = relayer.stats().health;
+                    if !health.state.is_offered() {
+                        let why = health.reasons.join("; ");
+                        return Ok(Err(Step::Retry(format!("relayer `{}` is {}: {why}", relayer.id, health.state))));
+                    }
+                    // None when another worker filled it since the selector saw it.
+                    if let Some(slot) = relayer.reserve() {
+                        return Ok(Ok((relayer, decision, slot)));
+                    }
+                }
+            }
+            if !pool.wait_until(deadline.saturating_duration_since(Instant::now()), open).await {
+                let to = tx.relayer_id.as_ref().map_or("every relayer it may go to".into(), |id| format!("`{id}`"));
+                return Ok(Err(Step::Retry(format!("{to} has network.max_in_flight transactions in flight"))));
+            }
+        }
+    }
+
+    /// The client's relayer, or the selector's choice among the allowed
+    /// relayers with room.
+    async fn pick(&self, tx: &Transaction, allowed: &impl Fn(&str) -> bool) -> Result<Pick<'_>, String> {
+        let pool = &self.relay.pool;
+        if let Some(chosen) = &tx.relayer_id {
+            let relayer = pool.get(chosen).ok_or_else(|| format!("relayer `{chosen}` is gone"))?;
+            return Ok(Pick::Chosen(relayer, host_record("selector", format!("client chose {chosen}"))));
+        }
+        let mut candidates = pool.candidates();
+        candidates.retain(|c| allowed(&c.id));
+        let offered = candidates.len();
+        candidates.retain(|c| pool.get(&c.id).is_some_and(Relayer::has_room));
+        if candidates.is_empty() && offered > 0 {
+            return Ok(Pick::Full);
+        }
+        let decision = self.relay.plugins.select(&tx.request, &candidates).await;
+        let text = selection_text(&decision.outcome);
+        let chosen = match &decision.outcome {
+            Selection::Chosen(chosen) => chosen.clone(),
+            Selection::Refused(reason) => {
+                return Ok(Pick::Refused(Step::Retry(format!("no relayer chosen: {reason}"))));
+            }
+        };
+        let Some(relayer) = pool.get(&chosen).filter(|r| !r.paused && allowed(&r.id)) else {
+            let text = format!("the selector chose `{chosen}`, which is not an active relayer");
+            return Ok(Pick::Refused(Step::Retry(text)));
+        };
+        Ok(Pick::Chosen(relayer, record(PluginKind::Selector, &decision, text)))
     }
 
     /// Prices and signs the first attempt, and persists it before anything

@@ -6,6 +6,9 @@ pub mod health;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy::eips::eip2718::Encodable2718;
@@ -28,8 +31,13 @@ pub enum RelayerError {
 /// What the pool knows of a relayer right now.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RelayerStats {
-    /// Sent and not yet mined.
+    /// Given a nonce and not yet mined.
     pub pending: u32,
+    /// Slots taken by workers that have not yet given a nonce.
+    pub reserved: u32,
+    /// Nonces this replica has given since start: what a recount of
+    /// `pending` from the store may not have seen yet.
+    pub assigned: u64,
     pub balance: U256,
     /// The last check's verdict.
     pub health: health::Assessment,
@@ -50,6 +58,11 @@ impl RelayerStats {
     /// Offered to the selector: checked, and not disabled.
     pub fn is_offered(&self) -> bool {
         self.health.state.is_offered()
+    }
+
+    /// What counts toward `network.max_in_flight`.
+    pub fn in_flight(&self) -> u32 {
+        self.pending.saturating_add(self.reserved)
     }
 
     /// Recent success rate; 100% until enough sends were seen.
@@ -86,6 +99,11 @@ pub struct Relayer {
     pub paused: bool,
     signer: PrivateKeySigner,
     stats: Mutex<RelayerStats>,
+    /// `network.max_in_flight`: none until the pool is given one.
+    max_in_flight: u32,
+    /// Woken when a relayer that was full has room, or its health changes:
+    /// shared by the pool.
+    room: Arc<Notify>,
 }
 
 impl Relayer {
@@ -99,6 +117,8 @@ impl Relayer {
             paused: config.paused,
             signer,
             stats: Mutex::new(RelayerStats::default()),
+            max_in_flight: u32::MAX,
+            room: Arc::default(),
         }
     }
 
@@ -132,7 +152,35 @@ impl Relayer {
     }
 
     pub fn update_stats(&self, update: impl FnOnce(&mut RelayerStats)) {
-        update(&mut self.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let mut stats = self.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (full, state) = (stats.in_flight() >= self.max_in_flight, stats.health.state);
+        update(&mut stats);
+        // Only these can end a wait: waiters wait while all they may use is full.
+        if (full && stats.in_flight() < self.max_in_flight) || stats.health.state != state {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Not paused, offered, and under `network.max_in_flight`.
+    pub fn has_room(&self) -> bool {
+        !self.paused && self.read(|stats| stats.is_offered() && stats.in_flight() < self.max_in_flight)
+    }
+
+    fn read<T>(&self, read: impl FnOnce(&RelayerStats) -> T) -> T {
+        read(&self.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Takes one of the relayer's in-flight slots, if one is free. The slot
+    /// goes back when dropped, unless [`Slot::keep`] says a transaction now
+    /// holds it (the watcher frees it when that is mined).
+    pub fn reserve(&self) -> Option<Slot<'_>> {
+        let mut taken = false;
+        self.update_stats(|stats| {
+            taken = stats.in_flight() < self.max_in_flight;
+            stats.reserved += u32::from(taken);
+        });
+        // Lazily: a Slot made and dropped would give back a slot never taken.
+        taken.then(|| Slot { relayer: self, kept: false })
     }
 
     /// Records how a send went, for the selector's latency and success rate.
@@ -154,7 +202,7 @@ impl Relayer {
             address: self.address,
             weight: self.weight,
             labels: self.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            pending_count: stats.pending,
+            pending_count: stats.in_flight(),
             // Degraded ones are offered too, as healthy: the selector sees
             // their latency, success rate and pending count.
             healthy: stats.is_offered(),
@@ -201,11 +249,39 @@ impl Relayer {
     }
 }
 
+/// One in-flight slot of a relayer, counted in its `pending`.
+#[derive(Debug)]
+pub struct Slot<'a> {
+    relayer: &'a Relayer,
+    kept: bool,
+}
+
+impl Slot<'_> {
+    /// A transaction was given a nonce on this slot.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let kept = self.kept;
+        self.relayer.update_stats(|stats| {
+            stats.reserved = stats.reserved.saturating_sub(1);
+            if kept {
+                stats.pending += 1;
+                stats.assigned += 1;
+            }
+        });
+    }
+}
+
 /// The relayers, in id order, with the cache of their chain-side health.
 #[derive(Debug)]
 pub struct RelayerPool {
     relayers: Vec<Relayer>,
     cache: Arc<dyn cache::HealthCache>,
+    room: Arc<Notify>,
 }
 
 impl Default for RelayerPool {
@@ -218,8 +294,20 @@ impl RelayerPool {
     /// A pool with an in-process health cache.
     pub fn new(mut relayers: Vec<Relayer>) -> Self {
         relayers.sort_by(|a, b| a.id.cmp(&b.id));
+        let room = Arc::new(Notify::new());
+        for relayer in &mut relayers {
+            relayer.room = room.clone();
+        }
         let ttl = cache::CacheSettings::default().ttl;
-        RelayerPool { relayers, cache: Arc::new(cache::MemoryCache::new(ttl)) }
+        RelayerPool { relayers, cache: Arc::new(cache::MemoryCache::new(ttl)), room }
+    }
+
+    /// The pool with at most `limit` transactions in flight per relayer.
+    pub fn with_max_in_flight(mut self, limit: u32) -> Self {
+        for relayer in &mut self.relayers {
+            relayer.max_in_flight = limit;
+        }
+        self
     }
 
     /// The pool with `cache` (Redis, shared by replicas) instead.
@@ -246,6 +334,33 @@ impl RelayerPool {
     /// The selector's choices: every relayer neither paused nor disabled.
     pub fn candidates(&self) -> Vec<Candidate> {
         self.relayers.iter().filter(|r| !r.paused && r.stats().is_offered()).map(Relayer::candidate).collect()
+    }
+
+    /// Every relayer that could send is full. False when none could: that
+    /// is not for waiting out here.
+    pub fn is_full(&self) -> bool {
+        let usable = self.relayers.iter().filter(|r| !r.paused && r.read(RelayerStats::is_offered));
+        usable.clone().next().is_some() && !usable.into_iter().any(Relayer::has_room)
+    }
+
+    /// Waits until `ready` holds, checking again whenever a relayer's
+    /// pending count drops or its health changes, for at most `within`.
+    /// Returns whether `ready` held.
+    pub async fn wait_until(&self, within: Duration, ready: impl Fn() -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a wake-up between the two
+            // is not missed.
+            notified.as_mut().enable();
+            if ready() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return ready();
+            }
+        }
     }
 }
 
@@ -293,6 +408,74 @@ mod tests {
         let err =
             Relayer::load(&config(KeySource { env: Some("NOPE".into()), ..Default::default() }), env).unwrap_err();
         assert!(err.to_string().contains("NOPE is not set"), "{err}");
+    }
+
+    fn relayer(id: &str, max_in_flight: u32) -> Relayer {
+        let config = RelayerConfig { id: id.into(), ..config(KeySource::default()) };
+        Relayer { max_in_flight, ..Relayer::new(&config, DEV_KEY.parse().unwrap()) }
+    }
+
+    #[test]
+    fn a_slot_counts_in_flight_until_given_back_or_kept() {
+        let relayer = relayer("r1", 2);
+        let (first, second) = (relayer.reserve().unwrap(), relayer.reserve().unwrap());
+        assert!(relayer.reserve().is_none(), "full at the limit");
+        assert_eq!(relayer.candidate().pending_count, 2, "the selector sees slots being taken");
+        drop(first);
+        assert_eq!((relayer.stats().reserved, relayer.stats().pending), (1, 0), "no nonce given: the slot is back");
+        second.keep();
+        let stats = relayer.stats();
+        assert_eq!((stats.reserved, stats.pending, stats.assigned), (0, 1, 1), "kept until the watcher frees it");
+        assert!(relayer.reserve().is_some());
+    }
+
+    /// Wakes by setting a flag, so a test can see a future was woken
+    /// without waiting for anything.
+    struct Flag(std::sync::atomic::AtomicBool);
+
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn waiters_for_room_wake_when_a_slot_frees_or_a_relayer_comes_back() {
+        use std::task::{Context, Poll, Waker};
+        let pool = RelayerPool::new(vec![relayer("a", 0), relayer("b", 0)]).with_max_in_flight(1);
+        assert!(!pool.is_full(), "none is offered before its first check: nothing to wait for");
+        for relayer in pool.iter() {
+            relayer.update_stats(|s| s.health.state = health::HealthState::Healthy);
+            relayer.reserve().unwrap().keep();
+        }
+        assert!(pool.is_full());
+        let flag = Arc::new(Flag(Default::default()));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+
+        // A deadline an hour away: only a wake-up ends these waits.
+        let mut wait = std::pin::pin!(pool.wait_until(Duration::from_secs(3600), || !pool.is_full()));
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        pool.get("a").unwrap().note_send(5, true);
+        assert!(!flag.0.load(std::sync::atomic::Ordering::SeqCst), "nothing freed: no wake-up");
+        pool.get("a").unwrap().update_stats(|s| s.pending -= 1);
+        assert!(flag.0.load(std::sync::atomic::Ordering::SeqCst), "a freed slot wakes the waiter");
+        assert_eq!(wait.as_mut().poll(&mut cx), Poll::Ready(true));
+
+        // b is disabled and a full again; b coming back is room.
+        let b = pool.get("b").unwrap();
+        b.update_stats(|s| (s.pending, s.health.state) = (0, health::HealthState::Disabled));
+        pool.get("a").unwrap().reserve().unwrap().keep();
+        assert!(pool.is_full());
+        flag.0.store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut wait = std::pin::pin!(pool.wait_until(Duration::from_secs(3600), || !pool.is_full()));
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        b.update_stats(|s| s.health.state = health::HealthState::Healthy);
+        assert!(flag.0.load(std::sync::atomic::Ordering::SeqCst), "an enabled relayer wakes the waiter");
+        assert_eq!(wait.as_mut().poll(&mut cx), Poll::Ready(true));
+
+        b.reserve().unwrap().keep();
+        assert!(!pool.wait_until(Duration::ZERO, || !pool.is_full()).await, "still full at the deadline");
     }
 
     #[test]

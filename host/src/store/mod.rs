@@ -334,7 +334,7 @@ pub struct NonceAssignment {
 /// selector's candidates.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RelayerCounts {
-    /// Sent or submitted and not yet mined.
+    /// Given a nonce and not yet mined.
     pub pending: u64,
     pub last_confirmed_at: Option<i64>,
 }

@@ -1260,12 +1260,13 @@ impl Store for SqlStore {
 
     async fn relayer_counts(&self, relayer_id: &str) -> Result<RelayerCounts, StoreError> {
         // Each half reads a few index entries, not the relayer's history:
-        // in-flight rows by status (sent and submitted hold a nonce), and
-        // the last confirmation at the top of the lane, which confirms in
-        // nonce order.
+        // in-flight rows by status (given a nonce, not yet mined), and the
+        // last confirmation at the top of the lane, which confirms in nonce
+        // order.
         let row = sqlx::query(&self.backend.sql(
             "SELECT (SELECT COUNT(*) FROM transactions
-                     WHERE status IN ('sent', 'submitted') AND relayer_id = ?) AS pending,
+                     WHERE status IN ('pending', 'sent', 'submitted') AND relayer_id = ?
+                         AND nonce IS NOT NULL) AS pending,
                  (SELECT confirmed_at FROM transactions
                      WHERE relayer_id = ? AND nonce IS NOT NULL AND confirmed_at IS NOT NULL
                      ORDER BY nonce DESC LIMIT 1) AS last_confirmed_at",

@@ -315,8 +315,13 @@ pub async fn counts_pending_per_relayer(store: Arc<dyn Store>) {
         store.set_status(&format!("p{i}"), TxStatus::Submitted, None).await.unwrap();
     }
     store.set_status("p0", TxStatus::Confirmed, None).await.unwrap();
+    // Given a nonce and not yet sent: in flight. Sent to it by the client
+    // and not yet given a nonce: not.
+    store.insert(&new_tx("given")).await.unwrap();
+    store.assign_nonce("given", "r", &decision("selector", "r")).await.unwrap();
+    store.insert(&NewTransaction { relayer_id: Some("r".into()), ..new_tx("chosen") }).await.unwrap();
     let counts = store.relayer_counts("r").await.unwrap();
-    assert_eq!(counts.pending, 2);
+    assert_eq!(counts.pending, 3);
     assert!(counts.last_confirmed_at.is_some());
     assert_eq!(store.relayer_counts("idle").await.unwrap().pending, 0);
 }
